@@ -21,3 +21,10 @@ def env_creator(name):
 
 def make(name, **kwargs):
     return env_creator(name)(**kwargs)
+
+
+def play(name, **kwargs):
+    """Let a person play the Ocean env `name` in a raylib window (each game module defines play)."""
+    env_creator(name)
+    module = importlib.import_module(ENVS[name].split(':')[0])
+    module.play(**kwargs)

@@ -1,0 +1,1 @@
+"""PPO with prioritized segment replay, advantage kernels (C and CUDA), policies, CLI."""
