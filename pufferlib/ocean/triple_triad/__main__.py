@@ -1,0 +1,3 @@
+from pufferlib.ocean.triple_triad.triple_triad import play
+
+play()
