@@ -34,3 +34,7 @@ class EnvTimeoutError(TimeoutError):
     def __init__(self, message, workers=()):
         super().__init__(message)
         self.workers = tuple(workers)
+
+
+class CheckpointError(RuntimeError):
+    """A trainer checkpoint cannot be used: missing, corrupt, or saved for another env or policy."""
