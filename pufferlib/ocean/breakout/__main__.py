@@ -1,0 +1,3 @@
+from pufferlib.ocean.breakout.breakout import play
+
+play()
