@@ -1,0 +1,3 @@
+from pufferlib.ocean.connect4.connect4 import play
+
+play()

@@ -1,0 +1,89 @@
+"""Connect4 against a built-in depth-3 opponent (rules, layout and the opponent's exact definition:
+connect4.h). Observation: 42 floats, row-major with row 0 at the top, +1 own, -1 opponent, 0 empty."""
+import gymnasium
+import numpy as np
+
+from pufferlib.ocean.connect4 import binding
+from pufferlib.ocean.native import NativeEnv
+from pufferlib.ocean.render import Window, raylib
+
+CELL = 96
+BAR = 40  # status line under the board
+COLORS = {'board': (0, 80, 80), 'empty': (6, 24, 24), 'agent': (0, 187, 187),
+          'opponent': (187, 0, 0), 'text': (241, 241, 241)}
+
+
+class Connect4(NativeEnv):
+    def __init__(self, num_envs=1, opponent_random_prob=0.0, report_interval=128, render_mode=None,
+                 buf=None, seed=0):
+        if not 0 <= opponent_random_prob <= 1:
+            raise ValueError(f'opponent_random_prob is {opponent_random_prob}: it must be in [0, 1]')
+        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (42,), np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(7)
+        self.num_agents = self.num_envs = num_envs
+        self.report_interval, self.render_mode = report_interval, render_mode
+        self.window = None
+        super().__init__(buf)
+        self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
+                                 self.truncations, num_envs, seed,
+                                 opponent_random_prob=opponent_random_prob)
+
+    def render(self, message=None, last_game=False):
+        """Draw sub-env 0 (or, with last_game, the final position of its previous episode)."""
+        if self.render_mode != 'human':
+            return
+        if self.window is None:
+            self.window = Window(7 * CELL, 6 * CELL + BAR, 'pufferlib connect4')
+        state = self.c.get_state(0)
+        agent, opponent = ((state['last_agent'], state['last_opponent']) if last_game
+                           else (state['agent'], state['opponent']))
+        with self.window.frame() as rl:
+            draw_board(rl, agent, opponent)
+            if message:
+                rl.draw_text(message, 10, 6 * CELL + 10, 20, rl.Color(*COLORS['text'], 255))
+
+    def close(self):
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+        super().close()
+
+
+def draw_board(rl, agent, opponent):
+    """Cell (row, col), row 0 at the top, is bit 7 * col + (5 - row) of the bitboards."""
+    for row in range(6):
+        for col in range(7):
+            bit = 1 << (7 * col + 5 - row)
+            x, y = col * CELL, row * CELL
+            rl.draw_rectangle(x, y, CELL, CELL, rl.Color(*COLORS['board'], 255))
+            color = COLORS['agent'] if agent & bit else COLORS['opponent'] if opponent & bit else COLORS['empty']
+            rl.draw_circle(x + CELL // 2, y + CELL // 2, CELL * 0.4, rl.Color(*color, 255))
+
+
+def play(seed=None, **kwargs):
+    """Play against the opponent in a window: keys 1-7 drop a piece, Esc or closing quits."""
+    import time
+    env = Connect4(render_mode='human', seed=time.time_ns() % 2**32 if seed is None else seed, **kwargs)
+    env.reset()
+    env.render()
+    rl = raylib()
+    keys = [rl.KEY_ONE + i for i in range(7)] + [rl.KEY_KP_1 + i for i in range(7)]
+    message, last_game = 'Your move: keys 1-7', False
+    try:
+        while not env.window.should_close():
+            pressed = [k for k in keys if rl.is_key_pressed(k)]
+            if pressed:
+                column = keys.index(pressed[0]) % 7
+                if last_game:
+                    message, last_game = 'New game. Your move: keys 1-7', False
+                else:
+                    state = env.c.get_state(0)
+                    full = (state['agent'] | state['opponent']) >> (7 * column + 5) & 1
+                    env.step(np.array([column], np.int32))
+                    if env.terminals[0]:
+                        result = {1: 'You win', 0: 'Draw', -1: 'You lose'}[int(env.rewards[0])]
+                        result = f'Column {column + 1} is full: you lose' if full else result
+                        message, last_game = f'{result}! Press 1-7 for a new game', True
+            env.render(message, last_game)
+    finally:
+        env.close()
