@@ -1,0 +1,259 @@
+"""Every Ocean env (pufferlib.ocean.ENVS): the registry, the C-binding fault rows 10, 13, 17 and 18
+of the fault matrix, determinism, episode stats, and (slow) flat memory over 10^7 steps."""
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import pufferlib.ocean
+from pufferlib.exceptions import APIUsageError
+
+NAMES = sorted(pufferlib.ocean.ENVS)
+# Extra configurations worth the same checks (the Box-action path of the binding).
+CONFIGS = [(name, {}) for name in NAMES] + [('breakout', {'continuous': True})]
+CONFIG_IDS = [name + ('-' + '-'.join(kw) if kw else '') for name, kw in CONFIGS]
+INFO_KEYS = {'episode_return', 'episode_length', 'score', 'perf', 'n'}
+
+
+def make(name, num_envs=8, seed=0, **kwargs):
+    env = pufferlib.ocean.make(name, num_envs=num_envs, seed=seed, **kwargs)
+    env.reset()
+    return env
+
+
+def random_actions(env, rng, steps):
+    """`steps` in-range random action batches for env (pre-generated)."""
+    space = env.single_action_space
+    if isinstance(space, spaces.Discrete):
+        return rng.integers(0, space.n, (steps, env.num_agents), dtype=np.int32)
+    return rng.uniform(space.low, space.high, (steps, env.num_agents, *space.shape)).astype(space.dtype)
+
+
+def binding_module(name):
+    return importlib.import_module(pufferlib.ocean.ENVS[name].split(':')[0].rsplit('.', 1)[0] + '.binding')
+
+
+# ---- registry ----
+
+@pytest.mark.parametrize('name', NAMES)
+def test_registry_make_and_env_creator(name):
+    cls = pufferlib.ocean.env_creator(name)
+    env = pufferlib.ocean.make(name, num_envs=3, seed=1)
+    assert type(env) is cls
+    assert env.num_agents == 3 and env.observations.shape == (3, *env.single_observation_space.shape)
+    env.close()
+
+
+def test_unknown_name_lists_the_available_envs():
+    for call in (pufferlib.ocean.make, pufferlib.ocean.env_creator, pufferlib.ocean.play):
+        with pytest.raises(APIUsageError, match="unknown Ocean env 'nope'; available: " + ', '.join(NAMES)):
+            call('nope')
+
+
+# ---- fault row 10: close twice, use after close, bad env_id ----
+
+@pytest.mark.parametrize('name', NAMES)
+def test_close_twice_step_after_close_bad_env_id(name):
+    env = make(name, num_envs=4)
+    for bad in (4, -1, 10**6):
+        with pytest.raises(IndexError, match=f'env_id {bad} is out of range for 4 sub-envs'):
+            env.c.get_state(bad)
+    env.close()
+    env.close()
+    for call in (lambda: env.step(env.actions), lambda: env.reset(), lambda: env.c.get_state(0),
+                 lambda: env.c.log()):
+        with pytest.raises(ValueError, match='^closed$'):
+            call()
+
+
+# ---- fault row 13: fuzzed actions ----
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_fuzzed_actions(name, kwargs):
+    """10^4 steps of random int32 actions: an out-of-range value raises ValueError naming the sub-env
+    and value before anything steps; in-range ones step; observations stay finite. Box actions take
+    any float (NaN and infinities included) and the game clamps them."""
+    n = 8
+    env = make(name, num_envs=n, seed=3, **kwargs)
+    rng = np.random.default_rng(0)
+    space = env.single_action_space
+    rejected = stepped = 0
+    for t in range(10_000):
+        if isinstance(space, spaces.Discrete):
+            actions = rng.integers(0, space.n, n, dtype=np.int32)
+            if rng.random() < 0.2:
+                i = int(rng.integers(n))
+                actions[i] = rng.choice([rng.integers(space.n, 2**31), rng.integers(-2**31, 0)])
+                before = env.observations.copy()
+                with pytest.raises(ValueError, match=f'action {actions[i]} of sub-env {i} is outside '
+                                                     f'0..{space.n - 1}$'):
+                    env.step(actions)
+                np.testing.assert_array_equal(env.observations, before)
+                rejected += 1
+                continue
+        else:
+            bits = rng.integers(0, 2**32, (n, *space.shape), dtype=np.uint64).astype(np.uint32)
+            actions = bits.view(np.float32).copy()
+            actions[rng.random(actions.shape) < 0.1] = rng.choice([np.nan, np.inf, -np.inf])
+        env.step(actions)
+        stepped += 1
+        assert np.isfinite(env.observations).all() and np.isfinite(env.rewards).all()
+    assert stepped > 7000 and (rejected > 1000 or not isinstance(space, spaces.Discrete))
+    env.close()
+
+
+# ---- fault row 17: bad buffers ----
+
+def good_buffers(env, n):
+    return dict(observations=np.zeros((n, *env.single_observation_space.shape), np.float32),
+                actions=np.zeros(n, np.int32), rewards=np.zeros(n, np.float32),
+                terminals=np.zeros(n, bool), truncations=np.zeros(n, bool))
+
+
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('array, bad, match', [
+    ('observations', lambda a: a.astype(np.float64), 'observations has dtype float64, expected float32'),
+    ('observations', lambda a: np.zeros((a.shape[0], 2 * a.shape[1]), a.dtype)[:, ::2],
+     'observations must be a writeable C-contiguous array'),
+    ('observations', lambda a: a[:-1].copy(), 'observations has 3 rows, expected at least 4'),
+    ('observations', lambda a: np.zeros((4, a.shape[1] + 1), a.dtype),
+     r'observations rows hold \d+ values, expected \d+'),
+    ('observations', lambda a: a.tolist(), 'observations must be a numpy array, got list'),
+    ('actions', lambda a: a.astype(np.int64), 'actions has dtype int64, expected int32'),
+    ('actions', lambda a: a.astype(np.float32), 'actions has dtype float32, expected int32'),
+    ('actions', lambda a: a[:2].copy(), 'actions has 2 rows, expected at least 4'),
+    ('rewards', lambda a: np.zeros(8, np.float32)[::2], 'rewards must be a writeable C-contiguous'),
+    ('rewards', lambda a: a.astype(np.float16), 'rewards has dtype float16, expected float32'),
+    ('terminals', lambda a: a.astype(np.uint8), 'terminals has dtype uint8, expected bool'),
+    ('truncations', lambda a: np.zeros((4, 2), bool), 'truncations rows hold 2 values, expected 1'),
+])
+def test_bad_buffers_name_the_array(name, array, bad, match):
+    env = make(name, num_envs=1)
+    buffers = good_buffers(env, 4)
+    buffers[array] = bad(buffers[array])
+    if array == 'observations' and 'rows hold' in match:
+        match = (f'observations rows hold {env.observations.shape[1] + 1} values, '
+                 f'expected {env.observations.shape[1]}')
+    with pytest.raises(ValueError, match=match):
+        binding_module(name).Binding(*buffers.values(), 4)
+    binding_module(name).Binding(*good_buffers(env, 4).values(), 4).close()   # the good ones work
+
+
+# ---- fault row 18: symbol hygiene; every env really steps ----
+
+@pytest.mark.parametrize('name', NAMES)
+def test_only_pyinit_is_exported(name):
+    path = binding_module(name).__file__
+    out = subprocess.run(['nm', '-D', '--defined-only', path], capture_output=True, text=True,
+                         check=True).stdout
+    symbols = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert symbols and all(s.startswith('PyInit_') for s in symbols), symbols
+
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_observations_change_after_a_step_with_a_fixed_action(name, kwargs):
+    env = make(name, num_envs=8, seed=5, **kwargs)
+    before = env.observations.copy()
+    action = 1 if isinstance(env.single_action_space, spaces.Discrete) else 1.0
+    env.step(np.full_like(env.actions, action))
+    assert (env.observations != before).any(axis=1).all()
+
+
+# ---- determinism and seeding ----
+
+def rollout(env, actions):
+    obs, rewards, terminals = [], [], []
+    for a in actions:
+        env.step(a)
+        obs.append(env.observations.copy())
+        rewards.append(env.rewards.copy())
+        terminals.append(env.terminals.copy())
+    return np.array(obs), np.array(rewards), np.array(terminals)
+
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_same_seed_same_trajectory(name, kwargs):
+    a, b = make(name, seed=11, **kwargs), make(name, seed=11, **kwargs)
+    actions = random_actions(a, np.random.default_rng(1), 300)
+    for x, y in zip(rollout(a, actions), rollout(b, actions)):
+        np.testing.assert_array_equal(x, y)
+    a.reset(seed=4)
+    first = rollout(a, actions)
+    a.reset(seed=4)
+    for x, y in zip(first, rollout(a, actions)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_subenvs_differ_and_are_seeded_from_seed_plus_index(name, kwargs):
+    # every sub-env gets the SAME actions: only their seeds can make them differ
+    env = make(name, num_envs=4, seed=20, **kwargs)
+    actions = random_actions(env, np.random.default_rng(2), 400)[:, :1]
+    obs = rollout(env, np.repeat(actions, 4, axis=1))[0]
+    trajectories = {obs[:, i].tobytes() for i in range(4)}
+    assert len(trajectories) == 4
+    single = make(name, num_envs=1, seed=22, **kwargs)      # == sub-env 2 of the env seeded 20
+    np.testing.assert_array_equal(rollout(single, actions)[0][:, 0], obs[:, 2])
+
+
+# ---- episode stats ----
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_info_dicts_carry_episode_stats(name, kwargs):
+    env = make(name, num_envs=32, report_interval=50, **kwargs)
+    rng = np.random.default_rng(3)
+    infos, episodes = [], 0
+    for step in range(20_000):
+        infos += env.step(random_actions(env, rng, 1)[0])[4]
+        episodes += int(env.terminals.sum() + env.truncations.sum())
+        if step % 50 == 49 and infos and episodes > 0:
+            break
+    assert infos, f'no episode of {name} finished in 20000 random steps'
+    for info in infos:
+        assert set(info) >= INFO_KEYS and info['n'] >= 1
+        assert all(np.isfinite(info[key]) for key in INFO_KEYS)
+        assert 0 <= info['perf'] <= 1 and info['episode_length'] >= 1
+    assert sum(info['n'] for info in infos) == episodes
+
+
+# ---- fault row 20a (slow): flat memory over 10^7 agent steps ----
+
+MEMORY_SCRIPT = textwrap.dedent('''
+    import gc, json, sys
+    import numpy as np, psutil
+    import pufferlib.ocean
+    env = pufferlib.ocean.make(sys.argv[1], num_envs=1024, seed=0)
+    env.reset()
+    space = env.single_action_space
+    actions = [np.random.default_rng(i).integers(0, space.n, 1024, dtype=np.int32) for i in range(64)]
+    process = psutil.Process()
+    rss, objects, max_infos = [], [], 0
+    for step in range(9766):                     # 1024 x 9766 = 10^7 agent steps
+        infos = env.step(actions[step % 64])[4]
+        max_infos = max(max_infos, len(infos))
+        if step % 977 == 976:                    # about every 10^6 agent steps
+            rss.append(process.memory_info().rss)
+            objects.append(len(gc.get_objects()))
+    env.close()
+    print(json.dumps({'rss': rss, 'objects': objects, 'max_infos': max_infos}))
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', NAMES)
+def test_memory_stays_flat_over_10m_steps(name):
+    out = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, name], capture_output=True, text=True,
+                         timeout=240, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    rss, objects = result['rss'][1:], result['objects'][1:]   # the first sample is the warm-up
+    assert len(rss) == 8
+    assert max(rss) - rss[0] < 1 << 20, f'RSS grew by {(max(rss) - rss[0]) / 1024:.0f} KiB: {rss}'
+    assert max(objects) - min(objects) < 100, objects
+    assert result['max_infos'] <= 1
