@@ -1,0 +1,412 @@
+"""pufferlib.vector: step many PufferEnvs as one batch.
+
+`make(creator, backend=..., num_envs=...)` returns a vector env with the same API on every backend:
+`reset(seed=None) -> (obs, infos)`, `step(actions) -> (obs, rewards, terminals, truncations, infos)`,
+`async_reset(seed=None)`, `send(actions)`, `recv(timeout=None) -> (obs, rewards, terminals,
+truncations, infos, agent_ids, masks)` and `close()`.
+
+* `Native`: one PufferEnv object (which may hold many sub-envs, as the C envs do) is the vector env.
+* `Serial`: several PufferEnv objects in this process, each on its slice of one set of buffers.
+* `Multiprocessing`: env objects in worker processes, every buffer in shared memory.
+
+Seeding: env object k gets `seed + k * agents_per_env`, and a native env seeds its sub-env i from
+its own seed + i, so every sub-env's seed is its global index plus `seed`, whatever the backend.
+See docs/vector.md.
+"""
+import os
+import traceback
+
+import numpy as np
+
+from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions, joint_space
+from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvTimeoutError,
+                                  EnvWorkerError)
+
+__all__ = ['make', 'Native', 'Serial', 'Multiprocessing', 'APIUsageError', 'ClosedError',
+           'EnvDataError', 'EnvTimeoutError', 'EnvWorkerError']
+
+MAKE_ARGS = ('env_args', 'env_kwargs', 'backend', 'num_envs', 'num_workers', 'batch_size',
+             'zero_copy', 'seed', 'overwork', 'check_actions', 'check_finite', 'start_method')
+START_METHODS = (None, 'fork', 'spawn', 'forkserver')
+
+
+# ---- helpers shared by the backends ----------------------------------------------------------
+
+def create_env(creator, args, kwargs, buf, seed, index, native=False):
+    """creator(*args, **kwargs, buf=buf, seed=seed); any error becomes an EnvWorkerError naming
+    env `index` (with the original as __cause__). The result must be a PufferEnv."""
+    try:
+        env = creator(*args, **kwargs, buf=buf, seed=seed)
+    except Exception as e:
+        hint = ''
+        if isinstance(e, TypeError) and ('buf' in str(e) or 'seed' in str(e)):
+            hint = (' (vector backends call creator(*env_args, **env_kwargs, buf=..., seed=...): '
+                    'the env must accept buf=None and seed=0)')
+        raise env_error(index, e, 'in its constructor', hint=hint) from e
+    if not isinstance(env, PufferEnv):
+        if hasattr(env, 'close'):
+            env.close()
+        if native:
+            raise APIUsageError(f'Native needs a PufferEnv that steps its own sub-envs, got a '
+                                f'{type(env).__name__}: use Serial or Multiprocessing with the env '
+                                'wrapped by pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
+        raise APIUsageError(f'env {index} is a {type(env).__name__}, not a PufferEnv: wrap it with '
+                            'pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
+    return env
+
+
+def env_error(index, exc, where, hint='', worker=None, envs=(), tb=None):
+    tb = tb if tb is not None else ''.join(traceback.format_exception(exc))
+    name = type(exc).__name__ if isinstance(exc, BaseException) else exc[0]
+    msg = str(exc) if isinstance(exc, BaseException) else exc[1]
+    who = f'env {index}' if worker is None else f'worker {worker}, env {index}'
+    return EnvWorkerError(f'{who} raised {name}: {msg} {where}{hint}\n\nTraceback of the env:\n{tb}',
+                          worker=worker, envs=envs or (index,), remote_traceback=tb)
+
+
+def check_same_spaces(env, driver, index):
+    for name in ('single_observation_space', 'single_action_space', 'num_agents'):
+        if getattr(env, name) != getattr(driver, name):
+            raise APIUsageError(f'env {index} has {name} {getattr(env, name)} but env 0 has '
+                                f'{getattr(driver, name)}: all envs of a vector env must match')
+
+
+def check_infos(infos, index):
+    if not isinstance(infos, list):
+        raise APIUsageError(f'env {index} returned infos of type {type(infos).__name__}: '
+                            'infos must be a list of dicts')
+    return infos
+
+
+def check_finite(vec, obs, rewards, agent_ids, steps_of_agent):
+    """EnvDataError naming env index, step and field at the first non-finite value."""
+    for field, arr in (('observations', obs), ('rewards', rewards)):
+        if arr.dtype.kind != 'f':
+            continue
+        flat = arr.reshape(len(arr), -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            agent = int(agent_ids[row])
+            env = agent // vec.agents_per_env
+            raise EnvDataError(f'env {env} (agent {agent}) produced a non-finite value in '
+                               f'{field} at step {steps_of_agent(row)} after reset: '
+                               f'{flat[row][~np.isfinite(flat[row])][0]}')
+
+
+def set_spaces(vec, driver, agents_per_batch):
+    vec.driver_env = driver
+    vec.single_observation_space = driver.single_observation_space
+    vec.single_action_space = driver.single_action_space
+    vec.agents_per_env = driver.num_agents
+    vec.num_agents = vec.num_envs * driver.num_agents
+    vec.agents_per_batch = agents_per_batch
+    vec.observation_space = joint_space(vec.single_observation_space, agents_per_batch)
+    vec.action_space = joint_space(vec.single_action_space, agents_per_batch)
+    vec.emulated = getattr(driver, 'emulated', None)
+
+
+# Call order: reset/async_reset -> recv -> send -> recv -> send ... ('new', 'pending', 'ready').
+def begin(vec, call):
+    state = vec._state
+    if state == 'closed':
+        raise ClosedError(f'{type(vec).__name__}.{call}() after close(): make a new vector env')
+    if vec._error is not None:
+        raise EnvWorkerError(f'this vector env is broken by an earlier error; call close() and make '
+                             f'a new one. The error was: {vec._error}', worker=vec._error.worker,
+                             envs=vec._error.envs, exitcode=vec._error.exitcode,
+                             remote_traceback=vec._error.remote_traceback)
+    if call == 'send' and state != 'ready':
+        raise APIUsageError('send() needs a batch: call reset() or async_reset() + recv() first'
+                            if state == 'new' else 'send() twice: call recv() before send() again')
+    if call == 'recv' and state != 'pending':
+        raise APIUsageError('recv() before any reset: call reset() or async_reset() first'
+                            if state == 'new' else 'recv() twice: call send(actions) before recv() again')
+
+
+def fail(vec, error):
+    """Remember `error` so that later calls repeat it, and return it for raising."""
+    vec._error = error
+    return error
+
+
+def reset(vec, seed=None):
+    vec.async_reset(seed)
+    obs, _, _, _, infos, _, _ = vec.recv()
+    return obs, infos
+
+
+def step(vec, actions):
+    vec.send(actions)
+    obs, rewards, terminals, truncations, infos, _, _ = vec.recv()
+    return obs, rewards, terminals, truncations, infos
+
+
+# ---- Native ----------------------------------------------------------------------------------
+
+class Native:
+    """One PufferEnv object as the vector env: `env` (also `driver_env`) holds all the sub-envs and
+    steps them itself. This class only adds the vector API's checks around it."""
+    reset, step = reset, step
+
+    def __init__(self, creator, args, kwargs, seed=0, check_actions=False, check_finite=False):
+        self.num_envs, self.num_workers = 1, 1
+        self.env = create_env(creator, args, kwargs, None, seed, 0, native=True)
+        set_spaces(self, self.env, self.env.num_agents)
+        self._check_values, self._check_finite = check_actions, check_finite
+        self._state, self._error, self._infos, self._steps = 'new', None, [], 0
+
+    def async_reset(self, seed=None):
+        begin(self, 'async_reset')
+        try:
+            self._infos = check_infos(self.env.reset(seed)[1], 0)
+        except (APIUsageError, EnvWorkerError):
+            raise
+        except Exception as e:
+            raise fail(self, env_error(0, e, 'in reset()')) from e
+        self._state, self._steps = 'pending', 0
+
+    def send(self, actions):
+        begin(self, 'send')
+        env = self.env
+        actions = check_actions(actions, env.actions)
+        if self._check_values:
+            check_action_values(actions, self.single_action_space)
+        if actions is not env.actions:
+            np.copyto(env.actions, actions, casting='same_kind')
+        try:
+            self._infos = check_infos(env.step(env.actions)[4], 0)
+        except APIUsageError:
+            raise
+        except Exception as e:
+            raise fail(self, env_error(0, e, 'in step()')) from e
+        self._state = 'pending'
+        self._steps += 1
+
+    def recv(self, timeout=None):
+        begin(self, 'recv')
+        env = self.env
+        if self._check_finite:
+            check_finite(self, env.observations, env.rewards, env.agent_ids, lambda row: self._steps)
+        self._state = 'ready'
+        return (env.observations, env.rewards, env.terminals, env.truncations, self._infos,
+                env.agent_ids, env.masks)
+
+    def render(self):
+        return self.env.render()
+
+    def close(self):
+        if self._state != 'closed':
+            self._state = 'closed'
+            self.env.close()
+
+
+# ---- Serial ----------------------------------------------------------------------------------
+
+class Serial:
+    """Env objects in this process, each on its slice of one set of buffers, stepped in a loop.
+    `envs[k]` is env object k; `driver_env` is envs[0]."""
+    reset, step = reset, step
+
+    def __init__(self, creators, args, kwargs, num_envs, seed=0, check_actions=False,
+                 check_finite=False):
+        self.num_envs, self.num_workers = num_envs, 1
+        probe = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
+        try:
+            ape = probe.num_agents
+            specs = buffer_specs(probe.single_observation_space, probe.single_action_space,
+                                 num_envs * ape)
+            self.buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
+            self.buffers['masks'][:] = True
+            self.envs = []
+            for k in range(num_envs):
+                buf = {name: arr[k * ape:(k + 1) * ape] for name, arr in self.buffers.items()}
+                env = create_env(creators[k], args[k], kwargs[k], buf, seed + k * ape, k)
+                self.envs.append(env)
+                check_same_spaces(env, probe, k)
+        except BaseException:
+            for env in [probe] + getattr(self, 'envs', []):
+                env.close()
+            raise
+        probe.close()
+        set_spaces(self, self.envs[0], num_envs * ape)
+        for name, arr in self.buffers.items():
+            setattr(self, name, arr)
+        self.agent_ids = np.arange(self.num_agents)
+        self._check_values, self._check_finite = check_actions, check_finite
+        self._state, self._error, self._infos, self._steps = 'new', None, [], 0
+
+    def async_reset(self, seed=None):
+        begin(self, 'async_reset')
+        infos = []
+        for k, env in enumerate(self.envs):
+            try:
+                env_seed = None if seed is None else seed + k * self.agents_per_env
+                infos.extend(check_infos(env.reset(env_seed)[1], k))
+            except APIUsageError:
+                raise
+            except Exception as e:
+                raise fail(self, env_error(k, e, 'in reset()')) from e
+        self._infos, self._state, self._steps = infos, 'pending', 0
+
+    def send(self, actions):
+        begin(self, 'send')
+        actions = check_actions(actions, self.actions)
+        if self._check_values:
+            check_action_values(actions, self.single_action_space)
+        if actions is not self.actions:
+            np.copyto(self.actions, actions, casting='same_kind')
+        infos = []
+        for k, env in enumerate(self.envs):
+            try:
+                infos.extend(check_infos(env.step(env.actions)[4], k))
+            except APIUsageError:
+                raise
+            except Exception as e:
+                raise fail(self, env_error(k, e, 'in step()')) from e
+        self._infos, self._state = infos, 'pending'
+        self._steps += 1
+
+    def recv(self, timeout=None):
+        begin(self, 'recv')
+        if self._check_finite:
+            check_finite(self, self.observations, self.rewards, self.agent_ids, lambda row: self._steps)
+        self._state = 'ready'
+        return (self.observations, self.rewards, self.terminals, self.truncations, self._infos,
+                self.agent_ids, self.masks)
+
+    def render(self):
+        return self.envs[0].render()
+
+    def close(self):
+        if self._state == 'closed':
+            return
+        self._state = 'closed'
+        for env in self.envs:
+            env.close()
+
+
+from pufferlib.vector.processes import Multiprocessing  # noqa: E402  (uses the helpers above)
+
+BACKENDS = {'Native': Native, 'Serial': Serial, 'Multiprocessing': Multiprocessing}
+
+
+# ---- make ------------------------------------------------------------------------------------
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _per_env(name, value, num_envs, kind, per_env):
+    """One value for every env, or (when per_env) a list of num_envs values."""
+    if value is None or (per_env and kind is list and value == []):
+        return [kind() for _ in range(num_envs)]
+    if per_env and isinstance(value, (list, tuple)) and all(isinstance(v, kind) for v in value):
+        if len(value) != num_envs:
+            raise APIUsageError(f'{name} has {len(value)} entries for num_envs={num_envs}')
+        return list(value)
+    if isinstance(value, kind) and not (per_env and kind is list):
+        return [value] * num_envs
+    what = f'a list of num_envs={num_envs} {kind.__name__}s' if per_env else f'a {kind.__name__}'
+    if per_env and kind is dict:
+        what = f'a dict or {what}'
+    raise APIUsageError(f'{name} must be {what}, got {value!r}')
+
+
+def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork):
+    """Validated (num_workers, batch_size) for Multiprocessing; the errors show the arithmetic."""
+    cores = len(os.sched_getaffinity(0))
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise APIUsageError(f'batch_size={batch_size!r}: it must be a positive integer or None (= num_envs)')
+    if batch_size is not None and batch_size > num_envs:
+        raise APIUsageError(f'batch_size={batch_size} is more than num_envs={num_envs}')
+    batch = num_envs if batch_size is None else batch_size
+
+    def problems(workers):
+        per_worker = num_envs // workers
+        if batch % per_worker:
+            return (f'batch_size={batch} is not a multiple of the envs per worker: num_envs / '
+                    f'num_workers = {num_envs} / {workers} = {per_worker}')
+        if zero_copy and workers % (batch // per_worker):
+            return (f'with zero_copy=True, batches are aligned blocks of workers: num_envs={num_envs} '
+                    f'must be divisible by batch_size={batch} (or pass zero_copy=False)')
+        return None
+
+    if num_workers is None or num_workers == 'auto':
+        fits = [w for w in range(min(cores, num_envs), 0, -1)
+                if num_envs % w == 0 and problems(w) is None]
+        if not fits:
+            raise APIUsageError(f'no num_workers fits: {problems(1)}')
+        return fits[0], batch
+    if not _is_int(num_workers) or num_workers < 1:
+        raise APIUsageError(f'num_workers={num_workers!r}: it must be a positive integer or "auto"')
+    if num_workers > num_envs:
+        raise APIUsageError(f'num_workers={num_workers} is more than num_envs={num_envs}: each '
+                            'worker needs at least one env')
+    if num_envs % num_workers:
+        raise APIUsageError(f'num_envs={num_envs} is not divisible by num_workers={num_workers} '
+                            f'({num_envs} % {num_workers} = {num_envs % num_workers})')
+    if num_workers > cores and not overwork:
+        raise APIUsageError(f'num_workers={num_workers} is more than the {cores} cores this process '
+                            'may use (os.sched_getaffinity); pass overwork=True to allow it, or '
+                            'num_workers="auto"')
+    problem = problems(num_workers)
+    if problem:
+        raise APIUsageError(problem)
+    return num_workers, batch
+
+
+def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial, num_envs=1,
+         num_workers=None, batch_size=None, zero_copy=True, seed=0, overwork=False,
+         check_actions=False, check_finite=False, start_method=None, **unknown):
+    """A vector env over `num_envs` env objects, each made by `creator(*env_args, **env_kwargs,
+    buf=..., seed=...)`. See the module docstring and docs/vector.md. Every argument is checked
+    before any env or process is created."""
+    if unknown:
+        raise APIUsageError(f'make() got unknown argument(s) {", ".join(sorted(unknown))}; '
+                            f'accepted: env_creator_or_creators, {", ".join(MAKE_ARGS)}')
+    if isinstance(backend, str):
+        if backend not in BACKENDS:
+            raise APIUsageError(f'unknown backend {backend!r}; use one of {", ".join(BACKENDS)}')
+        backend = BACKENDS[backend]
+    if backend not in BACKENDS.values():
+        raise APIUsageError(f'backend={backend!r}: use pufferlib.vector.Native, Serial or '
+                            'Multiprocessing (or their names)')
+    if not _is_int(num_envs) or num_envs < 1:
+        raise APIUsageError(f'num_envs={num_envs!r}: it must be a positive integer (the number of '
+                            'env objects)')
+    if not _is_int(seed):
+        raise APIUsageError(f'seed={seed!r}: it must be an integer')
+    if start_method not in START_METHODS:
+        raise APIUsageError(f'start_method={start_method!r}: use one of {START_METHODS}')
+    creators = env_creator_or_creators
+    per_env = isinstance(creators, (list, tuple))
+    if per_env and len(creators) != num_envs:
+        raise APIUsageError(f'got {len(creators)} env creators for num_envs={num_envs}: pass one '
+                            'creator or a list of num_envs creators')
+    if isinstance(env_args, tuple):
+        env_args = list(env_args)
+    creators = list(creators) if per_env else [creators] * num_envs
+    args = _per_env('env_args', env_args, num_envs, list, per_env)
+    kwargs = _per_env('env_kwargs', env_kwargs, num_envs, dict, per_env)
+    for k, creator in enumerate(creators):
+        if not callable(creator):
+            raise APIUsageError(f'env creator {k} is {creator!r}, not callable: pass a class or a '
+                                'function that returns a PufferEnv')
+    for kw in kwargs:
+        taken = {'buf', 'seed'} & set(kw)
+        if taken:
+            raise APIUsageError(f'env_kwargs must not contain {sorted(taken)}: the backend passes buf, '
+                                'and seed= goes to make()')
+
+    if backend is Native:
+        if num_envs != 1:
+            raise APIUsageError(f'Native runs one env object, got num_envs={num_envs}: set the number '
+                                "of sub-envs with env_kwargs={'num_envs': N}, or use Serial or "
+                                'Multiprocessing for several env objects')
+        return Native(creators[0], args[0], kwargs[0], seed, check_actions, check_finite)
+    if backend is Serial:
+        return Serial(creators, args, kwargs, num_envs, seed, check_actions, check_finite)
+    num_workers, batch_size = plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork)
+    return Multiprocessing(creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
+                           seed, check_actions, check_finite, start_method)

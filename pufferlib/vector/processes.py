@@ -1,0 +1,411 @@
+"""The Multiprocessing backend: env objects in worker processes, every buffer in shared memory.
+
+One block of shared memory (a multiprocessing RawArray: an unlinked tmpfs file, so nothing can leak
+by name) holds the six env buffers and a control block of int32 words (see sync.h). Worker w's env
+objects adopt their rows of the buffers and write results in place; the main process writes actions
+and commands and never copies a batch unless zero_copy=False asks it to. Infos travel through the
+worker's pipe only when a step produced some, flagged by the INFO result.
+
+Waiting spins briefly, then sleeps in a futex with a bounded timeout, so that both sides keep
+checking that the other is alive: workers die with their parent (PR_SET_PDEATHSIG plus a getppid
+poll), and the main process watches worker sentinels and turns any fault into an EnvWorkerError.
+"""
+import ctypes
+import faulthandler
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+import weakref
+from multiprocessing import connection
+
+import numpy as np
+
+from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions
+from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
+from pufferlib.vector import _sync
+from pufferlib.vector import (begin, check_finite, check_infos, create_env, env_error, fail, reset,
+                              set_spaces, step)
+
+# Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
+MAIN_BUDGET = (20.0, 0.0, 20_000.0)
+WORKER_BUDGET = (50.0, 0.0, 100_000.0)
+LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
+CLOSE_GRACE_S = 1.0           # close(): time for workers to exit before terminate(), then kill()
+ALIGN = 64
+
+
+def _layout(specs, num_workers):
+    """{name: (byte offset, shape, dtype str)} for the buffers and the control block, and the size."""
+    layout, size = {}, 0
+    items = list(specs.items()) + [('ctl', ((_sync.control_words(num_workers),), np.dtype(np.int32)))]
+    for name, (shape, dtype) in items:
+        size = -(-size // ALIGN) * ALIGN
+        layout[name] = (size, tuple(shape), np.dtype(dtype).str)
+        size += int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return layout, size
+
+
+def _views(raw, pad, layout):
+    data = np.frombuffer(raw, dtype=np.uint8)
+    views = {}
+    for name, (offset, shape, dtype) in layout.items():
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        views[name] = data[pad + offset:pad + offset + nbytes].view(dtype).reshape(shape)
+    return views
+
+
+def _describe_exit(code):
+    if code is not None and code < 0:
+        try:
+            return f'exitcode {code}, {signal.Signals(-code).name}'
+        except ValueError:
+            pass
+    return f'exitcode {code}'
+
+
+class Multiprocessing:
+    """Env objects in `num_workers` worker processes, `num_envs // num_workers` per worker. With
+    batch_size < num_envs, recv() returns the first workers that are ready (an aligned block of
+    workers with zero_copy=True, any workers gathered by copy otherwise); send() acts on the workers
+    of the last batch received. Make it with pufferlib.vector.make, which checks the arguments."""
+    reset, step = reset, step
+
+    def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
+                 seed=0, check_actions=False, check_finite=False, start_method=None):
+        self.num_envs, self.num_workers, self.batch_size = num_envs, num_workers, batch_size
+        self.envs_per_worker = num_envs // num_workers
+        self.workers_per_batch = batch_size // self.envs_per_worker
+        self.zero_copy = zero_copy or self.workers_per_batch == num_workers
+        self._check_values, self._check_finite = check_actions, check_finite
+        self._state, self._error, self._infos = 'new', None, []
+        self.processes = []
+
+        driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
+        set_spaces(self, driver, batch_size * driver.num_agents)
+        ape = self.agents_per_env
+        apw = self.agents_per_worker = ape * self.envs_per_worker
+        specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_agents)
+        layout, size = _layout(specs, num_workers)
+        raw = multiprocessing.RawArray(ctypes.c_uint8, size + ALIGN)
+        pad = -ctypes.addressof(raw) % ALIGN
+        views = _views(raw, pad, layout)
+        ctl_words = views.pop('ctl')
+        ctl_words[_sync.STRIDE::_sync.STRIDE] = _sync.INIT    # every worker starts by building its envs
+        views['masks'][:] = True
+        for name, arr in views.items():
+            setattr(self, name, arr)
+        self._ctl = _sync.Control(ctl_words, num_workers, *MAIN_BUDGET)
+
+        # Per-worker views (num_workers, agents_per_worker, ...) and what a batch returns.
+        self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:]) for name, arr in views.items()}
+        self.agent_ids = np.arange(self.num_agents)
+        self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
+        wpb, apb = self.workers_per_batch, self.agents_per_batch
+        self._num_blocks = num_workers // wpb
+        self._next_block, self._batch = 0, (0, wpb)
+        if self.zero_copy:
+            names = ('observations', 'rewards', 'terminals', 'truncations', 'actions', 'masks')
+            self._blocks = [{name: views[name][b * apb:(b + 1) * apb] for name in names}
+                            for b in range(self._num_blocks)]
+            for b, block in enumerate(self._blocks):
+                block['agent_ids'] = self.agent_ids[b * apb:(b + 1) * apb]
+        else:
+            self._gathered = {name: np.zeros((wpb, *arr.shape[1:]), arr.dtype)
+                              for name, arr in self._by_worker.items() if name != 'actions'}
+            self._order = np.zeros(num_workers, np.int64)
+        self._action_template = views['actions'][:apb]
+        self._worker_steps = np.zeros(num_workers, np.int64)
+        self._next_liveness = 0.0
+
+        ctx = multiprocessing.get_context(start_method)
+        self.start_method = ctx.get_start_method()
+        conns = []
+        spaces = (self.single_observation_space, self.single_action_space, ape)
+        die_with_parent = threading.current_thread() is threading.main_thread()
+        try:
+            for w in range(num_workers):
+                lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+                parent_conn, child_conn = ctx.Pipe()
+                p = ctx.Process(target=_worker_main, name=f'puffer-worker-{w}', daemon=True, args=(
+                    w, lo, creators[lo:hi], args[lo:hi], kwargs[lo:hi], seed, spaces, raw, pad,
+                    layout, num_workers, child_conn, WORKER_BUDGET, die_with_parent,
+                    None if self.start_method == 'forkserver' else os.getpid()))
+                try:
+                    p.start()
+                except (pickle.PicklingError, AttributeError, TypeError) as e:
+                    parent_conn.close()
+                    child_conn.close()
+                    raise APIUsageError(
+                        f'start_method={self.start_method!r} pickles the env creators and env_args/'
+                        f'env_kwargs to send them to the workers, and that failed: {e}. Define the '
+                        "creator at module level (not a lambda or local function) or use "
+                        "start_method='fork'") from e
+                child_conn.close()
+                self.processes.append(p)
+                conns.append(parent_conn)
+        except BaseException:
+            _shutdown(self.processes, conns, self._ctl, CLOSE_GRACE_S)
+            driver.close()
+            raise
+        self._conns = conns
+        self._sentinels = {p.sentinel: w for w, p in enumerate(self.processes)}
+        self._finalizer = weakref.finalize(self, _shutdown, self.processes, conns, self._ctl,
+                                           CLOSE_GRACE_S)
+        try:
+            self._wait(num_workers, 0, False, None, 'building its envs')
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- the protocol ----
+
+    def async_reset(self, seed=None):
+        begin(self, 'async_reset')
+        self._drain()
+        for conn in self._conns:
+            conn.send(seed)
+        self._ctl.command(0, self.num_workers, _sync.RESET)
+        self._worker_steps[:] = 0
+        self._next_block, self._state = 0, 'pending'
+
+    def send(self, actions):
+        begin(self, 'send')
+        actions = check_actions(actions, self._action_template)
+        if self._check_values:
+            check_action_values(actions, self.single_action_space)
+        if self.zero_copy:
+            lo, hi = self._batch
+            target = self._blocks[lo // self.workers_per_batch]['actions']
+            if actions is not target:
+                np.copyto(target, actions, casting='same_kind')
+            self._ctl.command(lo, hi, _sync.STEP)
+            if self._check_finite:
+                self._worker_steps[lo:hi] += 1
+        else:
+            chosen = self._batch
+            self._by_worker['actions'][chosen] = actions.reshape(len(chosen), self.agents_per_worker,
+                                                                  *actions.shape[1:])
+            for w in chosen:
+                self._ctl.command(w, w + 1, _sync.STEP)
+            self._worker_steps[chosen] += 1
+        self._state = 'pending'
+
+    def recv(self, timeout=None):
+        begin(self, 'recv')
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wpb = self.workers_per_batch
+        if self.zero_copy:
+            b = self._wait(wpb, self._next_block, False, deadline, 'stepping')
+            lo, hi = self._batch = (b * wpb, (b + 1) * wpb)
+            self._next_block = (b + 1) % self._num_blocks
+            infos = self._collect_infos(range(lo, hi)) if self._ctl.count(lo, hi, _sync.INFO) else []
+            out = self._blocks[b]
+            obs, rewards, terminals, truncations, ids, masks = (
+                out['observations'], out['rewards'], out['terminals'], out['truncations'],
+                out['agent_ids'], out['masks'])
+        else:
+            self._wait(wpb, 0, True, deadline, 'stepping')
+            self._ctl.first_ready(self._order)
+            chosen = self._batch = np.argsort(self._order, kind='stable')[:wpb]
+            infos = self._collect_infos(chosen)
+            g = self._gathered
+            for name, arr in g.items():
+                np.take(self._by_worker[name], chosen, axis=0, out=arr)
+            n = self.agents_per_batch
+            obs, rewards, terminals, truncations, masks = (
+                g['observations'].reshape(n, *self.single_observation_space.shape),
+                g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
+                g['masks'].reshape(n))
+            ids = self._ids_by_worker[chosen].reshape(n)
+        if self._check_finite:
+            steps = self._worker_steps
+            check_finite(self, obs, rewards, ids,
+                         lambda row: int(steps[ids[row] // self.agents_per_worker]))
+        self._state = 'ready'
+        return obs, rewards, terminals, truncations, infos, ids, masks
+
+    def close(self):
+        """Idempotent. Asks every worker to close its envs and exit, terminates (then kills) any
+        that has not after CLOSE_GRACE_S, and joins them all."""
+        if self._state == 'closed':
+            return
+        self._state = 'closed'
+        self._finalizer()
+        self.driver_env.close()
+
+    # ---- waiting and faults ----
+
+    def _wait(self, block, start, count_mode, deadline, doing):
+        """Wait on the control block, checking worker liveness between bounded sleeps."""
+        now = time.monotonic()
+        if now >= self._next_liveness:
+            self._check_alive(doing)
+            self._next_liveness = now + LIVENESS_PERIOD_S
+        while True:
+            r = self._ctl.wait_ready(block, start, count_mode)
+            if r >= 0:
+                return r
+            if r == -2:
+                raise fail(self, self._worker_error(doing))
+            self._check_alive(doing)
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = [w for w in range(self.num_workers) if self._ctl.state(w) < _sync.DONE]
+                raise EnvTimeoutError(f'recv() timed out while workers {pending} were still '
+                                      f'{doing}', workers=pending)
+
+    def _check_alive(self, doing):
+        dead = connection.wait(list(self._sentinels), timeout=0)
+        if not dead:
+            return
+        w = min(self._sentinels[s] for s in dead)
+        if self._ctl.state(w) == _sync.ERROR:
+            raise fail(self, self._worker_error(doing))
+        p = self.processes[w]
+        p.join(1.0)
+        lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+        raise fail(self, EnvWorkerError(
+            f'worker {w} (envs {lo}..{hi - 1}) died ({_describe_exit(p.exitcode)}) while {doing}; '
+            'its stderr may hold a faulthandler traceback', worker=w, envs=range(lo, hi),
+            exitcode=p.exitcode))
+
+    def _worker_error(self, doing):
+        w = next(w for w in range(self.num_workers) if self._ctl.state(w) == _sync.ERROR)
+        lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+        conn, p = self._conns[w], self.processes[w]
+        deadline = time.monotonic() + 5.0
+        while not conn.poll(0.05):
+            if time.monotonic() > deadline or (p.exitcode is not None and not conn.poll(0)):
+                return EnvWorkerError(f'worker {w} (envs {lo}..{hi - 1}) failed while {doing} and '
+                                      f'exited ({_describe_exit(p.exitcode)}) without a report',
+                                      worker=w, envs=range(lo, hi), exitcode=p.exitcode)
+        report = conn.recv()
+        return env_error(report['env'], (report['type'], report['message']), report['where'],
+                         worker=w, envs=range(lo, hi), tb=report['traceback'])
+
+    def _collect_infos(self, workers):
+        infos = []
+        for w in workers:
+            if self._ctl.state(w) == _sync.INFO:
+                conn = self._conns[w]
+                while not conn.poll(0.05):
+                    self._check_alive('sending infos')
+                infos.extend(pickle.loads(conn.recv_bytes()))
+                self._ctl.set_state(w, _sync.DONE)    # an INFO state always means unread infos
+        return infos
+
+    def _drain(self):
+        """Let every worker finish what it was asked, and drop the infos nobody will read."""
+        self._wait(self.num_workers, 0, False, None, 'finishing before a reset')
+        self._collect_infos(range(self.num_workers))
+
+
+def _shutdown(processes, conns, ctl, grace):
+    """Close workers: CLOSE command, `grace` seconds to exit (reading their pipes meanwhile, so that
+    none stays blocked writing infos), then terminate, kill, join."""
+    ctl.command(0, ctl.num_workers, _sync.CLOSE)
+    deadline = time.monotonic() + grace
+    alive = [p for p in processes if p.exitcode is None]
+    readable = list(conns)
+    while alive and time.monotonic() < deadline:
+        ready = connection.wait([p.sentinel for p in alive] + readable,
+                                timeout=max(0.0, deadline - time.monotonic()))
+        for conn in set(ready) & set(readable):
+            try:
+                conn.recv_bytes()
+            except (EOFError, OSError):
+                readable.remove(conn)
+        alive = [p for p in alive if p.exitcode is None]
+    for p in alive:
+        p.terminate()
+    for p in alive:
+        p.join(0.5)
+        if p.exitcode is None:
+            p.kill()
+    for p in processes:
+        p.join()
+        p.close()
+    for conn in conns:
+        conn.close()
+
+
+# ---- the worker process ----------------------------------------------------------------------
+
+def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, layout, num_workers,
+                 conn, budget, die_with_parent, main_pid):
+    """Build this worker's envs on their rows of the shared buffers, then serve commands until
+    CLOSE, an error (reported, then the worker exits) or the death of the parent process.
+    Under forkserver the parent is the fork server (main_pid is None), which exits with main."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C belongs to the main process
+    faulthandler.enable()
+    if die_with_parent:
+        _sync.die_with_parent()
+    parent = os.getppid()
+    if main_pid is not None and parent != main_pid:
+        return    # the main process died before PR_SET_PDEATHSIG took effect
+    views = _views(raw, pad, layout)
+    ctl = _sync.Control(views.pop('ctl'), num_workers, *budget)
+    obs_space, act_space, ape = spaces
+    envs, index, where = [], first_env, ''
+    while True:
+        command = ctl.wait_command(w)
+        if command == 0:
+            if os.getppid() != parent:
+                break
+            continue
+        if command == _sync.CLOSE:
+            break
+        try:
+            infos = []
+            if command == _sync.INIT:
+                where = 'in its constructor'
+                for k in range(len(creators)):
+                    index = first_env + k
+                    buf = {name: arr[index * ape:(index + 1) * ape] for name, arr in views.items()}
+                    env = creators[k](*args[k], **kwargs[k], buf=buf, seed=seed + index * ape)
+                    envs.append(env)
+                    _check_worker_env(env, index, obs_space, act_space, ape)
+            elif command == _sync.RESET:
+                where = 'in reset()'
+                base = conn.recv()
+                for k, env in enumerate(envs):
+                    index = first_env + k
+                    infos += check_infos(env.reset(None if base is None else base + index * ape)[1], index)
+            elif command == _sync.STEP:
+                where = 'in step()'
+                for k, env in enumerate(envs):
+                    index = first_env + k
+                    infos += check_infos(env.step(env.actions)[4], index)
+            payload = pickle.dumps(infos, pickle.HIGHEST_PROTOCOL) if infos else None
+        except BaseException as e:
+            report = {'env': index, 'type': type(e).__name__, 'message': str(e), 'where': where,
+                      'traceback': ''.join(traceback.format_exception(e))}
+            if ctl.finish(w, command, _sync.ERROR):
+                try:
+                    conn.send(report)
+                except OSError:
+                    pass
+            break
+        if not ctl.finish(w, command, _sync.INFO if payload else _sync.DONE):
+            break    # the main process asked to close meanwhile
+        if payload:
+            conn.send_bytes(payload)
+    for env in envs:
+        try:
+            env.close()
+        except Exception:
+            pass
+
+
+def _check_worker_env(env, index, obs_space, act_space, ape):
+    if not isinstance(env, PufferEnv):
+        raise APIUsageError(f'env {index} is a {type(env).__name__}, not a PufferEnv: wrap it with '
+                            'pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
+    for name, expected in (('single_observation_space', obs_space),
+                           ('single_action_space', act_space), ('num_agents', ape)):
+        if getattr(env, name) != expected:
+            raise APIUsageError(f'env {index} has {name} {getattr(env, name)} but env 0 has '
+                                f'{expected}: all envs of a vector env must match')
