@@ -589,3 +589,33 @@ def test_render_draws_pieces_in_their_cells():
     assert tuple(image[5 * CELL + 2, 2]) == COLORS['board']  # a cell's corner, outside the circle
     env.close()
     assert env.window is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vector backends
+
+
+def test_native_equals_multiprocessing():
+    """2 workers x 4 sub-envs give the same trajectories as one env of 8 sub-envs (object k is
+    seeded with seed + 4 * k, so every sub-env gets the seed of its global index)."""
+    import pufferlib.vector
+    native = pufferlib.vector.make(Connect4, env_kwargs={'num_envs': 8}, backend='Native', seed=5)
+    multi = pufferlib.vector.make(Connect4, env_kwargs={'num_envs': 4}, backend='Multiprocessing',
+                                  num_envs=2, num_workers=2, seed=5)
+    try:
+        rng = np.random.default_rng(0)
+        obs_n, _ = native.reset(seed=5)
+        obs_m, _ = multi.reset(seed=5)
+        np.testing.assert_array_equal(obs_n, obs_m)
+        ended = 0
+        for _ in range(100):
+            actions = rng.integers(0, 7, 8, dtype=np.int32)
+            out_n = native.step(actions)
+            out_m = multi.step(actions)
+            for a, b in zip(out_n[:4], out_m[:4]):
+                np.testing.assert_array_equal(a, b)
+            ended += out_n[2].sum()
+        assert ended > 10
+    finally:
+        native.close()
+        multi.close()
