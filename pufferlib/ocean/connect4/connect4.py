@@ -1,5 +1,17 @@
-"""Connect4 against a built-in depth-3 opponent (rules, layout and the opponent's exact definition:
-connect4.h). Observation: 42 floats, row-major with row 0 at the top, +1 own, -1 opponent, 0 empty."""
+"""Connect4 against a built-in depth-3 opponent (the game in C: connect4.h).
+
+Observation: 42 float32, row-major with row 0 at the top (obs[7 * row + col]): +1 own piece, -1
+opponent piece, 0 empty. Action: Discrete(7), the column. The agent moves first, then the opponent.
+Rewards: win +1, loss -1, draw 0; a move into a full column ends the episode with -1. Episode stats:
+perf = 1 for a win else 0, score = the final reward.
+
+The opponent (with probability `opponent_random_prob`, 0 by default, it plays a random legal column):
+1. If a column wins immediately for it, it plays one of those, uniformly at random.
+2. Otherwise it plays uniformly at random among the columns c maximising -negamax(position after c, 2),
+   where negamax(p, d) for the side to move in p is: -1 if the previous move won; 0 if the board is
+   full; 0 if d == 0; else max over legal moves m of -negamax(p after m, d - 1). So it sees wins and
+   losses within 3 plies counting its own move, and blocks an immediate loss.
+"""
 import gymnasium
 import numpy as np
 
