@@ -1,0 +1,660 @@
+"""Emulation in: Gymnasium and PettingZoo envs as PufferEnvs.
+
+Real envs nobody here wrote are driven side by side with a plain loop over the raw env (reset in the
+same step when an episode ends) and must agree step for step; structured layouts are checked by
+property-based round trips against a reference flattening written here."""
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pettingzoo
+import pytest
+from gymnasium import spaces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pufferlib import APIUsageError, PufferEnv
+from pufferlib import emulation as E
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers: a reference comparison of native values (structure, dtype, values)
+
+def assert_same(got, want, path='obs'):
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), path
+        for k in want:
+            assert_same(got[k], want[k], f'{path}[{k!r}]')
+    elif isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, f'{path}[{i}]')
+    else:
+        want = np.asarray(want)
+        got = np.asarray(got)
+        assert got.shape == want.shape, (path, got.shape, want.shape)
+        if want.dtype.kind in 'iub' and want.dtype != object:
+            assert np.array_equal(got, want), (path, got, want)
+        else:
+            assert got.dtype == want.dtype, (path, got.dtype, want.dtype)
+            assert np.array_equal(got, want), (path, got, want)
+
+
+def time_aware_cartpole():
+    """A Dict observation of mixed dtypes (float32 obs, int32 time) from gymnasium's own wrappers."""
+    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
+
+
+ENVS = {
+    'CartPole-v1': lambda: gym.make('CartPole-v1'),
+    'Pendulum-v1': lambda: gym.make('Pendulum-v1'),
+    'Blackjack-v1': lambda: gym.make('Blackjack-v1'),
+    'Taxi-v4': lambda: gym.make('Taxi-v4'),
+    'FrozenLake-v1': lambda: gym.make('FrozenLake-v1'),
+    'TimeAware-CartPole': time_aware_cartpole,
+}
+
+
+def reference_rollout(make, seed, actions):
+    """The raw env with same-step auto-reset written out by hand."""
+    env = make()
+    first, _ = env.reset(seed=seed)
+    steps = []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        final = None
+        if terminated or truncated:
+            final = obs
+            obs, _ = env.reset()
+        steps.append((obs, reward, terminated, truncated, final))
+    return first, steps
+
+
+def native_actions(space, n, seed):
+    space.seed(seed)
+    return [space.sample() for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Agreement with the raw envs
+
+@pytest.mark.parametrize('name', list(ENVS))
+def test_matches_raw_env_step_for_step(name):
+    make = ENVS[name]
+    steps = 600 if name != 'Pendulum-v1' else 450
+    env = E.GymnasiumPufferEnv(env_creator=make, seed=5)
+    native_space = env.emulated['observation_space']
+    actions = native_actions(make().action_space, steps, seed=1)
+    first, reference = reference_rollout(make, 5, actions)
+
+    obs, infos = env.reset()
+    assert obs is env.observations and infos == []
+    assert_same(E.nativize(obs[0], native_space), first)
+    ends = 0
+    for action, (r_obs, r_rew, r_term, r_trunc, r_final) in zip(actions, reference):
+        o, rew, term, trunc, _ = env.step(np.asarray(action).reshape(env.actions.shape))
+        assert o is env.observations and rew is env.rewards
+        assert_same(E.nativize(o[0], native_space), r_obs)
+        assert rew[0] == np.float32(r_rew)
+        assert term[0] == r_term and trunc[0] == r_trunc
+        assert env.masks[0]
+        if r_final is not None:
+            ends += 1
+            assert_same(E.nativize(env.final_observations[0], native_space), r_final)
+        assert o[0] in env.single_observation_space
+    assert ends > 0, 'the rollout must cross an episode end'
+
+
+def test_flattened_spaces_of_real_envs():
+    env = E.GymnasiumPufferEnv(gym.make('Blackjack-v1'))
+    assert env.single_observation_space == spaces.Box(np.array([0, 0, 0]), np.array([31, 10, 1]),
+                                                      (3,), np.int64)
+    env = E.GymnasiumPufferEnv(gym.make('Taxi-v4'))
+    assert env.single_observation_space == spaces.Box(0, 499, (1,), np.int64)
+    assert env.single_action_space == spaces.Discrete(6) and env.actions.dtype == np.int32
+    env = E.GymnasiumPufferEnv(time_aware_cartpole())
+    # float32[4] at 0, int32[1] at 16: mixed dtypes give the row's 20 raw bytes
+    assert env.single_observation_space == spaces.Box(0, 255, (20,), np.uint8)
+    assert env.emulated['observation_dtype'].itemsize == 20
+    env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'))
+    assert env.single_observation_space is env.env.observation_space
+    assert env.obs_dtype is None
+
+
+def test_episode_stats_once_per_episode_as_means():
+    steps, interval = 700, 50
+    make = ENVS['CartPole-v1']
+    actions = native_actions(make().action_space, steps, seed=3)
+    _, reference = reference_rollout(make, 11, actions)
+    env = E.GymnasiumPufferEnv(env_creator=make, seed=11, report_interval=interval)
+    env.reset()
+    episode_return = episode_length = 0
+    window = []
+    reports = expected = 0
+    for t, (action, (_, r, term, trunc, _)) in enumerate(zip(actions, reference), 1):
+        infos = env.step(np.array([action]))[4]
+        episode_return += r
+        episode_length += 1
+        if term or trunc:
+            window.append((episode_return, episode_length))
+            episode_return = episode_length = 0
+        if t % interval or not window:
+            assert infos == []
+            continue
+        assert len(infos) == 1
+        info = infos[0]
+        assert info['n'] == len(window)
+        assert info['episode_return'] == pytest.approx(np.mean([w[0] for w in window]))
+        assert info['episode_length'] == pytest.approx(np.mean([w[1] for w in window]))
+        reports += 1
+        expected += len(window)
+        window = []
+    assert reports >= 10 and expected > 20
+
+
+def test_final_info_numbers_are_averaged():
+    class Scored(gym.Wrapper):
+        def step(self, action):
+            obs, r, term, trunc, info = self.env.step(action)
+            if term or trunc:
+                info = {'score': 2.0, 'nested': {'hits': np.int64(3)}, 'text': 'ignored',
+                        'array': np.ones(3)}
+            return obs, r, term, trunc, info
+
+    env = E.GymnasiumPufferEnv(Scored(gym.make('CartPole-v1')), report_interval=1)
+    env.reset()
+    reports = []
+    for _ in range(200):
+        reports += env.step(np.array([0]))[4]
+    assert reports and all(set(r) == {'score', 'nested/hits', 'episode_return', 'episode_length', 'n'}
+                           and r['score'] == 2.0 and r['nested/hits'] == 3.0 and r['n'] == 1
+                           for r in reports)
+
+
+# ------------------------------------------------------------------------------------------------
+# Construction, seeding, misuse
+
+class RecordReset(gym.Wrapper):
+    def __init__(self, env):
+        super().__init__(env)
+        self.calls = []
+
+    def reset(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.env.reset(**kwargs)
+
+
+def test_seeding_passes_seed_and_never_none():
+    env = E.GymnasiumPufferEnv(RecordReset(gym.make('CartPole-v1')), seed=7)
+    calls = env.env.calls
+    env.reset()
+    assert calls == [{'seed': 7}]
+    env.reset(seed=3)
+    assert calls[-1] == {'seed': 3}
+    env.reset()
+    assert calls[-1] == {}
+    while len(calls) == 3:  # the auto-reset passes no seed either
+        env.step(np.array([0]))
+    assert calls[-1] == {}
+
+
+def test_same_seed_same_trajectory_and_constructor_seed():
+    def rollout(**kw):
+        env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), **kw)
+        out = [env.reset()[0].copy()]
+        for t in range(60):
+            out.append(env.step(np.array([t % 2]))[0].copy())
+        return np.array(out)
+    assert np.array_equal(rollout(seed=4), rollout(seed=4))
+    assert not np.array_equal(rollout(seed=4), rollout(seed=5))
+    env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), seed=99)
+    assert np.array_equal(env.reset(seed=4)[0], E.GymnasiumPufferEnv(gym.make('CartPole-v1'),
+                                                                    seed=4).reset()[0])
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(), 'pass env=an env instance or env_creator'),
+    (dict(env=gym.make('CartPole-v1'), env_creator=gym.make), 'not both'),
+    (dict(env=gym.Env), 'env is the class Env, not an instance'),
+    (dict(env_creator='CartPole-v1'), 'env_creator is a str, not a callable'),
+    (dict(env_creator=gym.make, env_args='CartPole-v1'), 'env_args must be a tuple or list'),
+    (dict(env_creator=gym.make, env_args=('CartPole-v1',), env_kwargs=[1]), 'env_kwargs must be a dict'),
+    (dict(env_creator=lambda: 42), 'env_creator returned int, which is not an env'),
+    (dict(env=gym.make('CartPole-v1'), env_args=(1,)), 'env_args and env_kwargs apply to env_creator'),
+    (dict(env=gym.make('CartPole-v1'), report_interval=0), 'report_interval is 0'),
+])
+def test_bad_construction_is_api_usage_error(kwargs, match):
+    with pytest.raises(APIUsageError, match=match):
+        E.GymnasiumPufferEnv(**kwargs)
+
+
+def test_is_a_pufferenv_with_adopted_buffers():
+    import pufferlib
+    specs = pufferlib.buffer_specs(spaces.Box(-np.inf, np.inf, (4,), np.float32), spaces.Discrete(2), 1)
+    buf = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
+    buf['final_observations'] = np.zeros((1, 4), np.float32)
+    env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=buf)
+    assert isinstance(env, PufferEnv)
+    for name, arr in buf.items():
+        assert getattr(env, name) is arr
+    env.reset()
+    while not buf['terminals'][0]:
+        env.step(np.array([1]))
+    assert buf['final_observations'].any()
+    bad = dict(buf, final_observations=np.zeros((1, 5), np.float32))
+    with pytest.raises(APIUsageError, match=r"final_observations.*expected shape \(1, 4\)"):
+        E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=bad)
+
+
+def test_step_before_reset_and_bad_actions():
+    env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'))
+    with pytest.raises(APIUsageError, match='call reset'):
+        env.step(np.array([0]))
+    env.reset()
+    with pytest.raises(APIUsageError, match=r'shape \(2,\), expected \(1,\)'):
+        env.step(np.array([0, 1]))
+    with pytest.raises(APIUsageError, match='float64'):
+        env.step(np.array([0.5]))
+
+
+def test_unsupported_spaces_are_named():
+    class TextEnv(gym.Env):
+        observation_space = spaces.Text(5)
+        action_space = spaces.Discrete(2)
+    with pytest.raises(APIUsageError, match='Text.*not supported'):
+        E.GymnasiumPufferEnv(TextEnv())
+
+    class Mixed(gym.Env):
+        observation_space = spaces.Box(0, 1, (2,), np.float32)
+        action_space = spaces.Dict({'move': spaces.Discrete(3), 'force': spaces.Box(-1, 1, (1,))})
+    with pytest.raises(APIUsageError, match='mixes discrete and continuous'):
+        E.GymnasiumPufferEnv(Mixed())
+
+
+def test_pettingzoo_env_into_gymnasium_is_named():
+    with pytest.raises(APIUsageError, match='use PettingZooPufferEnv'):
+        E.GymnasiumPufferEnv(pz('classic/rps-v2'))
+    with pytest.raises(APIUsageError, match='use GymnasiumPufferEnv'):
+        E.PettingZooPufferEnv(gym.make('CartPole-v1'))
+
+
+def test_import_does_not_import_torch():
+    code = 'import sys, pufferlib.emulation; print("torch" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False'
+
+
+# ------------------------------------------------------------------------------------------------
+# Structured actions
+
+class RecordActions(gym.Env):
+    """Records the actions the wrapped side receives."""
+    observation_space = spaces.Box(0, 1, (1,), np.float32)
+
+    def __init__(self, action_space):
+        self.action_space = action_space
+        self.received = []
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.received.append(action)
+        return np.zeros(1, np.float32), 0.0, False, False, {}
+
+
+def test_structured_actions_are_rebuilt_before_env_step():
+    space = spaces.Dict({'move': spaces.Discrete(3, start=-1), 'buttons': spaces.MultiBinary(2),
+                         'aim': spaces.Tuple((spaces.Discrete(4), spaces.MultiDiscrete([2, 5])))})
+    env = E.GymnasiumPufferEnv(RecordActions(space))
+    # Dict keys are sorted by gymnasium: aim (1 + 2 values), buttons (2), move (1)
+    assert env.single_action_space == spaces.MultiDiscrete([4, 2, 5, 2, 2, 3],
+                                                           start=[0, 0, 0, 0, 0, -1])
+    env.reset()
+    env.step(np.array([[3, 1, 4, 1, 0, -1]], np.int32))
+    got = env.env.received[-1]
+    assert_same(got, {'aim': (np.int64(3), np.array([1, 4])), 'buttons': np.array([1, 0], np.int8),
+                      'move': np.int64(-1)})
+    assert got in space
+
+    env = E.GymnasiumPufferEnv(RecordActions(spaces.MultiBinary(3)))
+    assert env.single_action_space == spaces.MultiDiscrete([2, 2, 2])
+    env.reset()
+    env.step(np.array([[1, 0, 1]]))
+    assert_same(env.env.received[-1], np.array([1, 0, 1], np.int8))
+
+    boxes = spaces.Tuple((spaces.Box(-1, 1, (2,), np.float32), spaces.Box(0, 5, (), np.float32)))
+    env = E.GymnasiumPufferEnv(RecordActions(boxes))
+    assert env.single_action_space == spaces.Box(np.array([-1, -1, 0]), np.array([1, 1, 5]), (3,),
+                                                 np.float32)
+    env.reset()
+    env.step(np.array([[0.5, -0.5, 4.0]], np.float32))
+    assert_same(env.env.received[-1], (np.array([0.5, -0.5], np.float32), np.array(4.0, np.float32)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Fault-matrix row 15: bad observations from the wrapped env
+
+class Faulty(gym.Env):
+    observation_space = spaces.Box(-1, 1, (4,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, fault, at_step):
+        self.fault, self.at_step, self.t = fault, at_step, 0
+
+    def _obs(self):
+        obs = np.full(4, self.t / 1000, np.float32)
+        if self.t == self.at_step:
+            obs = {'wrong_dtype': obs.astype(np.float64), 'wrong_shape': np.zeros(5, np.float32),
+                   'outside': np.full(4, 7, np.float32), 'list': [0.0] * 4}[self.fault]
+        return obs
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize('fault, match', [
+    ('wrong_dtype', r'a float64 array of shape \(4,\), expected a float32 array of shape \(4,\)'),
+    ('wrong_shape', r'a float32 array of shape \(5,\), expected a float32 array of shape \(4,\)'),
+    ('list', r'is list \[0\.0, .*expected a float32 array'),
+    ('outside', r'outside Box'),
+])
+@pytest.mark.parametrize('at_step', [0, 3])
+def test_bad_observation_raises_on_first_occurrence(fault, match, at_step):
+    env = E.GymnasiumPufferEnv(Faulty(fault, at_step))
+    where = 'reset()' if at_step == 0 else 'step()'
+    if at_step:
+        env.reset()
+        for _ in range(at_step - 1):
+            env.step(np.array([0]))
+    before = env.observations.copy()
+    with pytest.raises(APIUsageError, match=match) as info:
+        env.reset() if at_step == 0 else env.step(np.array([0]))
+    message = str(info.value)
+    assert 'GymnasiumPufferEnv(Faulty)' in message and where in message
+    if fault != 'outside':
+        assert np.array_equal(env.observations, before), 'nothing is written from a bad observation'
+
+
+def test_space_contains_only_on_first_steps_unless_asked():
+    late = E.CHECK_STEPS + 5
+    env = E.GymnasiumPufferEnv(Faulty('outside', late))
+    env.reset()
+    for _ in range(late):
+        env.step(np.array([0]))  # past the first steps only shape and dtype are checked
+    assert env.observations[0, 0] == 7
+    env = E.GymnasiumPufferEnv(Faulty('outside', late), check_space=True)
+    env.reset()
+    with pytest.raises(APIUsageError, match='outside Box'):
+        for _ in range(late):
+            env.step(np.array([0]))
+    env = E.GymnasiumPufferEnv(Faulty('wrong_dtype', late))
+    env.reset()
+    with pytest.raises(APIUsageError, match='float64'):  # dtype and shape: checked on every step
+        for _ in range(late):
+            env.step(np.array([0]))
+
+
+def test_discrete_observation_must_be_an_integer():
+    class FloatTaxi(gym.ObservationWrapper):
+        def observation(self, obs):
+            return float(obs)
+    env = E.GymnasiumPufferEnv(FloatTaxi(gym.make('Taxi-v4')))
+    with pytest.raises(APIUsageError, match=r'float .*expected an integer \(Discrete\(500\)\)'):
+        env.reset()
+
+
+def test_nested_bad_observation_names_the_path():
+    class Nested(gym.Env):
+        observation_space = spaces.Dict({'a': spaces.Tuple((spaces.Discrete(3),
+                                                            spaces.Box(0, 1, (2,), np.float32)))})
+        action_space = spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            return {'a': (1, np.zeros(2, np.float64))}, {}
+    with pytest.raises(APIUsageError, match=r"observation\['a'\]\[1\] is a float64 array"):
+        E.GymnasiumPufferEnv(Nested()).reset()
+
+    class MissingKey(Nested):
+        def reset(self, seed=None, options=None):
+            return {'b': 1}, {}
+    with pytest.raises(APIUsageError, match=r"expected a dict with keys \['a'\]"):
+        E.GymnasiumPufferEnv(MissingKey()).reset()
+
+
+# ------------------------------------------------------------------------------------------------
+# Property-based round trips over random nested spaces
+
+FLOATS = [np.float16, np.float32, np.float64]
+INTS = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64, np.uint32]
+shapes = st.lists(st.integers(1, 3), max_size=2).map(tuple)
+
+
+def box(dtype, shape):
+    if dtype is bool:
+        return spaces.Box(0, 1, shape, bool)
+    if np.dtype(dtype).kind == 'f':
+        return spaces.Box(-10, 10, shape, dtype)
+    info = np.iinfo(dtype)
+    return spaces.Box(max(info.min, -100), min(info.max, 100), shape, dtype)
+
+
+boxes = st.builds(box, st.sampled_from(FLOATS + INTS + [bool]), shapes)
+discretes = st.builds(lambda n, s: spaces.Discrete(n, start=s), st.integers(1, 9), st.integers(-4, 4))
+multidiscretes = st.builds(spaces.MultiDiscrete, st.lists(st.integers(1, 6), min_size=1, max_size=4))
+multibinaries = st.builds(spaces.MultiBinary, st.integers(1, 5))
+keys = st.text('abcxyz', min_size=1, max_size=3)
+
+
+def nested(leaves):
+    return st.recursive(leaves, lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3).map(lambda c: spaces.Tuple(c)),
+        st.dictionaries(keys, children, min_size=1, max_size=3).map(spaces.Dict)), max_leaves=8)
+
+
+obs_spaces = nested(st.one_of(boxes, discretes, multidiscretes, multibinaries))
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def leaves_of(sample):
+    if isinstance(sample, dict):
+        return [x for v in sample.values() for x in leaves_of(v)]
+    if isinstance(sample, tuple):
+        return [x for v in sample for x in leaves_of(v)]
+    return [np.asarray(sample)]
+
+
+@PROPERTY
+@given(obs_spaces, st.integers(0, 2**31 - 1))
+def test_flatten_nativize_round_trip(space, seed):
+    space.seed(seed)
+    samples = [space.sample() for _ in range(3)]
+    box_space, row_dtype = E.emulate_observation_space(space)
+    rows = np.stack([E.flatten(space, s) for s in samples])
+    assert rows.shape == (3, *box_space.shape) and rows.dtype == box_space.dtype
+    for row, sample in zip(rows, samples):
+        assert np.asarray(row) in box_space
+        assert_same(E.nativize(row, space), sample)
+    if row_dtype is not None and box_space.dtype != np.uint8:
+        # one dtype: the row is the leaves' values in space order (reference flattening)
+        reference = np.concatenate([leaf.ravel() for leaf in leaves_of(samples[0])])
+        assert np.array_equal(rows[0], reference.astype(box_space.dtype))
+    batch = E.nativize(rows, space)  # a batch gives leaves with the batch axis in front
+    for i, sample in enumerate(samples):
+        assert all(np.array_equal(b[i], s) for b, s in zip(leaves_of(batch), leaves_of(sample)))
+
+
+@PROPERTY
+@given(obs_spaces, st.integers(0, 2**31 - 1))
+def test_torch_nativize_matches_numpy(space, seed):
+    torch = pytest.importorskip('torch')
+    from pufferlib.emulation_torch import nativize
+    space.seed(seed)
+    rows = np.stack([E.flatten(space, space.sample()) for _ in range(4)])
+    expected = leaves_of(E.nativize(rows, space))
+    got = leaves_of(nativize(torch.from_numpy(rows), space))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.dtype == e.dtype and np.array_equal(g, e)
+    if rows.ndim == 2:  # a slice that starts off its leaves' alignment still works (copied)
+        shifted = torch.from_numpy(np.concatenate([np.zeros((4, 1), rows.dtype), rows], 1))[:, 1:]
+        got = leaves_of(nativize(shifted, space))
+        assert all(np.array_equal(g, e) for g, e in zip(got, expected))
+
+
+discrete_actions = nested(st.one_of(discretes, multidiscretes, multibinaries))
+box_actions = nested(st.builds(lambda shape: spaces.Box(-2, 3, shape, np.float32), shapes))
+
+
+@PROPERTY
+@given(st.one_of(discrete_actions, box_actions), st.integers(0, 2**31 - 1))
+def test_action_round_trip(space, seed):
+    import pufferlib
+    flat_space, read = E.emulate_action_space(space)
+    dtype = pufferlib.action_dtype(flat_space)
+    space.seed(seed)
+    for _ in range(3):
+        action = space.sample()
+        reference = np.concatenate([leaf.ravel() for leaf in leaves_of(action)]).astype(dtype)
+        reference = reference.reshape(flat_space.shape)
+        assert reference in flat_space
+        rebuilt = read(reference)
+        assert_same(rebuilt, action)
+        assert rebuilt in space
+    flat_space.seed(seed)
+    assert read(np.asarray(flat_space.sample(), dtype)) in space
+
+
+# ------------------------------------------------------------------------------------------------
+# PettingZoo (envs made through PettingZoo's registry; the butterfly ones need pygame-ce and pymunk)
+
+def pz(name, kind='parallel'):
+    return pettingzoo.make(kind, name)
+
+
+def pz_reference(make, seed, actions_per_step):
+    env = make()
+    obs, _ = env.reset(seed=seed)
+    out = [(obs, None, None, None, None)]
+    for actions in actions_per_step:
+        obs, rew, term, trunc, _ = env.step({a: actions[a] for a in env.agents})
+        final = None
+        if not env.agents:
+            final = obs
+            obs, _ = env.reset()
+        out.append((obs, rew, term, trunc, final))
+    return out
+
+
+def check_pz_against_reference(make, steps, seed=3):
+    env = E.PettingZooPufferEnv(env_creator=make, seed=seed)
+    agents = env.possible_agents
+    space = env.emulated['observation_space']
+    act_space = env.emulated['action_space']
+    act_space.seed(seed)
+    actions = [{a: act_space.sample() for a in agents} for _ in range(steps)]
+    reference = pz_reference(make, seed, actions)
+    env.reset()
+    ended = 0
+    for t, (r_obs, r_rew, r_term, r_trunc, r_final) in enumerate(reference):
+        if t:
+            batch = np.stack([np.asarray(actions[t - 1][a]) for a in agents])
+            env.step(batch.astype(env.actions.dtype).reshape(env.actions.shape))
+        present = [a in r_obs for a in agents]
+        for i, agent in enumerate(agents):
+            if agent in r_obs:
+                assert_same(E.nativize(env.observations[i], space), r_obs[agent])
+            elif r_final is None:
+                assert not env.observations[i].any()
+            if t and agent in r_term:
+                assert env.rewards[i] == np.float32(r_rew[agent])
+                assert env.terminals[i] == r_term[agent] and env.truncations[i] == r_trunc[agent]
+            elif t and r_final is None:
+                assert env.terminals[i] and not env.masks[i] and env.rewards[i] == 0
+        if r_final is None:
+            assert list(env.masks) == present
+        else:
+            ended += 1
+            for i, agent in enumerate(agents):
+                if agent in r_final:
+                    assert_same(E.nativize(env.final_observations[i], space), r_final[agent])
+    return env, ended
+
+
+def test_pettingzoo_rock_paper_scissors_matches_raw_env():
+    env, ended = check_pz_against_reference(lambda: pz('classic/rps-v2'), 40)  # Discrete obs, 15-step games
+    assert ended == 2
+    assert env.single_observation_space == spaces.Box(0, 3, (1,), np.int64)
+
+
+def test_pettingzoo_agents_that_die_are_padded_and_masked():
+    env, ended = check_pz_against_reference(lambda: pz('butterfly/knights_archers_zombies-v11'), 260)
+    assert ended >= 1  # agents die one by one before the game ends, then the game auto-resets
+
+
+def test_pettingzoo_box_actions_and_image_observations():
+    env, _ = check_pz_against_reference(lambda: pz('butterfly/pistonball-v6'), 3)
+    assert env.num_agents == 20 and env.actions.shape == (20, 1)
+    assert env.observations.shape == (20, 457, 120, 3) and env.observations.dtype == np.uint8
+
+
+def test_pettingzoo_turn_based_aec_env_is_converted():
+    from pettingzoo.utils.conversions import turn_based_aec_to_parallel
+    env = E.PettingZooPufferEnv(pz('classic/tictactoe-v3', 'aec'), seed=2, report_interval=1)
+    raw = turn_based_aec_to_parallel(pz('classic/tictactoe-v3', 'aec'))
+    raw_obs, _ = raw.reset(seed=2)
+    space = env.emulated['observation_space']
+    assert env.single_observation_space.dtype == np.int8  # Dict of int8 action_mask and board
+    env.reset()
+    rng = np.random.default_rng(0)
+    games = 0
+    for _ in range(40):
+        native = E.nativize(env.observations, space)
+        for i, agent in enumerate(env.possible_agents):
+            assert_same({k: v[i] for k, v in native.items()}, raw_obs[agent])
+        mover = [i for i in range(2) if native['action_mask'][i].any()][0]
+        legal = np.flatnonzero(native['action_mask'][mover])
+        move = int(rng.choice(legal))
+        raw_obs, raw_rew, raw_term, _, _ = raw.step({a: move for a in raw.agents})
+        if not raw.agents:
+            raw_obs, _ = raw.reset()
+        infos = env.step(np.array([move, move]))[4]
+        assert [env.rewards[i] for i in range(2)] == [raw_rew[a] for a in env.possible_agents]
+        if any(raw_term.values()):
+            games += 1
+            assert env.terminals.all() and infos[0]['n'] == 1 and infos[0]['episode_length'] >= 5
+    assert games >= 3
+
+
+def test_pettingzoo_dict_actions_and_misuse():
+    env = E.PettingZooPufferEnv(pz('classic/rps-v2'))
+    env.reset()
+    env.step({'player_0': 1, 'player_1': 2})
+    assert list(env.actions) == [1, 2]
+    with pytest.raises(APIUsageError, match=r"unknown agent 'player_9'"):
+        env.step({'player_9': 1})
+    with pytest.raises(APIUsageError, match=r'shape \(3,\), expected \(2,\)'):
+        env.step(np.array([0, 1, 2]))
+    with pytest.raises(APIUsageError, match='float64'):
+        env.step({'player_0': 1.5})
+
+
+def test_pettingzoo_agents_must_share_spaces():
+    from pettingzoo.utils.env import ParallelEnv
+
+    class Uneven(ParallelEnv):
+        possible_agents = ['a', 'b']
+
+        def observation_space(self, agent):
+            return spaces.Box(0, 1, (2 if agent == 'a' else 3,), np.float32)
+
+        def action_space(self, agent):
+            return spaces.Discrete(2)
+    with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share"):
+        E.PettingZooPufferEnv(Uneven())
