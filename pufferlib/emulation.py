@@ -735,8 +735,9 @@ class GymnasiumEnv(gymnasium.Env):
     Returned observations are copies. The PufferEnv resets itself when an episode ends; this adapter
     then returns the final observation if the env records one (`final_observations`, as the
     emulated envs do) and otherwise the next episode's first. Call `reset()` after an episode ends,
-    as Gymnasium requires. Info dicts reported by the PufferEnv (episode statistics) are merged into
-    the returned info."""
+    as Gymnasium requires: without a seed it returns the episode the PufferEnv already started
+    (no second reset), so the trajectory is the wrapped env's own. Info dicts reported by the
+    PufferEnv (episode statistics) are merged into the returned info."""
 
     def __init__(self, env):
         _check_puffer(env, 'GymnasiumEnv')
@@ -749,10 +750,14 @@ class GymnasiumEnv(gymnasium.Env):
         self.render_mode = getattr(env, 'render_mode', None)
         self.metadata = {'render_modes': [self.render_mode] if self.render_mode else []}
         self._actions = np.zeros((1, *self.action_space.shape), pufferlib.action_dtype(self.action_space))
+        self._started = None  # the first observation of an episode the PufferEnv already began
 
     def reset(self, *, seed=None, options=None):
         _check_seed(seed, 'GymnasiumEnv')
         super().reset(seed=seed)
+        if seed is None and self._started is not None:
+            obs, self._started = self._started, None
+            return obs, {}
         self.env.async_reset(seed)
         obs, _, _, _, infos, _, _ = self.env.recv()
         return obs[0].copy(), _merge(infos)
@@ -762,9 +767,11 @@ class GymnasiumEnv(gymnasium.Env):
         self.env.send(self._actions)
         obs, rewards, terminals, truncations, infos, _, _ = self.env.recv()
         terminated, truncated = bool(terminals[0]), bool(truncations[0])
-        final = getattr(self.env, 'final_observations', None)
-        if (terminated or truncated) and final is not None:
-            obs = final
+        self._started = None
+        if terminated or truncated:
+            self._started = obs[0].copy()
+            final = getattr(self.env, 'final_observations', None)
+            obs = final if final is not None else obs
         return obs[0].copy(), float(rewards[0]), terminated, truncated, _merge(infos)
 
     def render(self):
@@ -838,7 +845,9 @@ class PettingZooEnv(ParallelEnv):
     (terminal, truncated, or its mask cleared) is reported done with its final observation when the
     env records one, and leaves `agents` until the next `reset()`, although the PufferEnv itself has
     already reset it; agents that appear later (mask set) join. Dead agents' rows get the lowest
-    valid action. PufferEnv info dicts (episode statistics) are merged into every agent's info."""
+    valid action. When every row ended in the same step, the PufferEnv has already begun the next
+    episode, and `reset()` without a seed returns it instead of resetting again. PufferEnv info
+    dicts (episode statistics) are merged into every agent's info."""
 
     def __init__(self, env):
         _check_puffer(env, 'PettingZooEnv')
@@ -857,6 +866,7 @@ class PettingZooEnv(ParallelEnv):
         self._actions = self._idle.copy()
         self.agents = []
         self._finished = np.zeros(n, bool)
+        self._started = None  # (observations, masks) of an episode the PufferEnv already began
 
     def observation_space(self, agent):
         self._agent_index(agent)
@@ -874,8 +884,12 @@ class PettingZooEnv(ParallelEnv):
 
     def reset(self, seed=None, options=None):
         _check_seed(seed, 'PettingZooEnv')
-        self.env.async_reset(seed)
-        obs, _, _, _, infos, _, masks = self.env.recv()
+        if seed is None and self._started is not None:
+            (obs, masks), infos = self._started, []
+        else:
+            self.env.async_reset(seed)
+            obs, _, _, _, infos, _, masks = self.env.recv()
+        self._started = None
         self._finished[:] = False
         self.agents = [a for a, m in zip(self.possible_agents, masks) if m]
         info = _merge(infos)
@@ -904,6 +918,8 @@ class PettingZooEnv(ParallelEnv):
             out_rew[agent] = float(rewards[i])
             out_term[agent], out_trunc[agent] = terminated, truncated
         self.agents = [a for a in keys if not self._finished[self._index[a]]]
+        ended = terminals | truncations | ~masks
+        self._started = (obs.copy(), masks.copy()) if ended.all() else None
         info = _merge(infos)
         return out_obs, out_rew, out_term, out_trunc, {a: dict(info) for a in keys}
 

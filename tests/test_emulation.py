@@ -658,3 +658,95 @@ def test_pettingzoo_agents_must_share_spaces():
             return spaces.Discrete(2)
     with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share"):
         E.PettingZooPufferEnv(Uneven())
+
+
+# ------------------------------------------------------------------------------------------------
+# Through pufferlib.vector: Serial and Multiprocessing give identical trajectories
+
+import functools  # noqa: E402
+
+import pufferlib.vector  # noqa: E402
+
+
+def gym_creator(name):
+    return functools.partial(E.GymnasiumPufferEnv, env_creator=gym.make, env_args=(name,),
+                             report_interval=16)
+
+
+def pz_creator(name):
+    return functools.partial(E.PettingZooPufferEnv, env_creator=pettingzoo.make,
+                             env_args=('parallel', name), report_interval=16)
+
+
+def vector_rollout(creator, backend, num_envs, steps, seed=21):
+    vec = pufferlib.vector.make(creator, backend=backend, num_envs=num_envs,
+                                num_workers=2 if backend == 'Multiprocessing' else None, seed=seed)
+    try:
+        obs, infos = vec.reset(seed=seed)
+        out = [(obs.copy(), infos)]
+        space = vec.action_space
+        space.seed(seed)
+        for _ in range(steps):
+            obs, rew, term, trunc, infos = vec.step(space.sample())
+            out.append((obs.copy(), rew.copy(), term.copy(), trunc.copy(), infos))
+        return out
+    finally:
+        vec.close()
+
+
+@pytest.mark.parametrize('creator, num_envs, steps', [
+    (gym_creator('CartPole-v1'), 4, 200),
+    (gym_creator('Blackjack-v1'), 4, 60),
+    (pz_creator('classic/rps-v2'), 2, 40),
+])
+def test_serial_and_multiprocessing_identical(creator, num_envs, steps):
+    serial = vector_rollout(creator, 'Serial', num_envs, steps)
+    multi = vector_rollout(creator, 'Multiprocessing', num_envs, steps)
+    assert len(serial) == len(multi) == steps + 1
+    reports = 0
+    for a, b in zip(serial, multi):
+        for x, y in zip(a[:-1], b[:-1]):
+            assert np.array_equal(x, y)
+        assert sorted(map(sorted, (i.items() for i in a[-1]))) == \
+            sorted(map(sorted, (i.items() for i in b[-1])))
+        reports += len(a[-1])
+    assert reports > 0 and any(a[2].any() or a[3].any() for a in serial[1:])
+
+
+def test_vector_env_k_is_the_env_seeded_seed_plus_k():
+    rollout = vector_rollout(gym_creator('CartPole-v1'), 'Serial', 3, 0, seed=40)
+    for k in range(3):
+        alone = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), seed=40 + k)
+        assert np.array_equal(rollout[0][0][k], alone.reset()[0][0])
+
+
+def faulty(buf=None, seed=0):
+    """Env 1 of a vector env returns a float64 observation at its third step."""
+    return E.GymnasiumPufferEnv(Faulty('wrong_dtype', 3 if seed == 1 else -1), buf=buf, seed=seed)
+
+
+def test_bad_observation_in_a_worker_names_the_env():
+    vec = pufferlib.vector.make(faulty, backend='Multiprocessing', num_envs=2, num_workers=2)
+    try:
+        vec.reset()
+        vec.step(np.zeros(2, np.int32))
+        vec.step(np.zeros(2, np.int32))
+        with pytest.raises(pufferlib.EnvWorkerError, match=r'(?s)env 1 raised APIUsageError: '
+                           r'GymnasiumPufferEnv\(Faulty\): observation is a float64 array.*'
+                           r'expected a float32'):
+            vec.step(np.zeros(2, np.int32))
+    finally:
+        vec.close()
+
+
+def test_bad_observation_in_serial_is_api_usage_error():
+    vec = pufferlib.vector.make(faulty, backend='Serial', num_envs=2)
+    try:
+        vec.reset()
+        vec.step(np.zeros(2, np.int32))
+        vec.step(np.zeros(2, np.int32))
+        with pytest.raises(APIUsageError, match=r'GymnasiumPufferEnv\(Faulty\): observation is a '
+                           r'float64 array of shape \(4,\), expected a float32'):
+            vec.step(np.zeros(2, np.int32))
+    finally:
+        vec.close()

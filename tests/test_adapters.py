@@ -1,0 +1,323 @@
+"""Emulation out: PufferEnvs as gymnasium.Env, gymnasium.vector.VectorEnv and PettingZoo ParallelEnv.
+
+The adapters must pass Gymnasium's and PettingZoo's own checkers (with their warnings treated as
+failures, except the few listed below that describe the wrapped env, not the adapter) and agree with
+Gymnasium's SyncVectorEnv in its same-step autoreset mode."""
+import functools
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pettingzoo
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import pufferlib.vector
+from pufferlib import APIUsageError, PufferEnv
+from pufferlib import emulation as E
+from pufferlib.examples import Match, MatchGym
+
+with warnings.catch_warnings():  # pettingzoo.test imports envs through PettingZoo's deprecated API
+    warnings.simplefilter('ignore', DeprecationWarning)
+    from pettingzoo.test import parallel_api_test
+
+# Warnings check_env gives about the env's declared spaces, or because an adapter has no registry
+# spec to remake itself from; anything else is a failure.
+ALLOWED = ('infinity', 'not having a spec', 'symmetric and normalized space')
+
+
+def checked(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        fn(*args, **kwargs)
+    unexpected = [str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED)]
+    assert not unexpected, unexpected
+
+
+def squared(num_envs):
+    from pufferlib.ocean.squared.squared import Squared
+    return Squared(num_envs=num_envs)
+
+
+def time_aware_cartpole():
+    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
+
+
+GYM_SINGLE = {
+    'emulated CartPole': lambda: E.GymnasiumPufferEnv(gym.make('CartPole-v1')),
+    'emulated Pendulum': lambda: E.GymnasiumPufferEnv(gym.make('Pendulum-v1')),
+    'emulated Blackjack': lambda: E.GymnasiumPufferEnv(gym.make('Blackjack-v1')),
+    'emulated Dict obs': lambda: E.GymnasiumPufferEnv(time_aware_cartpole()),
+    'numpy Match': lambda: Match(num_envs=1),
+    'native Squared': lambda: squared(1),
+}
+
+
+@pytest.mark.parametrize('name', list(GYM_SINGLE))
+def test_gymnasium_env_passes_check_env(name):
+    checked(check_env, E.GymnasiumEnv(GYM_SINGLE[name]()))
+
+
+def test_gymnasium_env_reproduces_the_raw_env_across_episodes():
+    """Terminal steps return the final observation; reset() continues the episode the emulated env
+    already began, so the whole trajectory is the raw env's own."""
+    env = E.GymnasiumEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1')))
+    raw = gym.make('CartPole-v1')
+    obs, _ = env.reset(seed=8)
+    raw_obs, _ = raw.reset(seed=8)
+    episodes = 0
+    for t in range(400):
+        assert np.array_equal(obs, raw_obs)
+        step = env.step(t % 3 % 2)
+        raw_step = raw.step(t % 3 % 2)
+        obs, raw_obs = step[0], raw_step[0]
+        assert np.array_equal(obs, raw_obs) and step[1:4] == raw_step[1:4]
+        if step[2] or step[3]:
+            episodes += 1
+            obs, _ = env.reset()
+            raw_obs, _ = raw.reset()
+    assert episodes >= 3
+
+
+def test_gymnasium_env_needs_one_agent():
+    with pytest.raises(APIUsageError, match='has 3 agents.*GymnasiumVectorEnv or PettingZooEnv'):
+        E.GymnasiumEnv(Match(num_envs=3))
+    with pytest.raises(APIUsageError, match='is not a PufferEnv.*has no single_observation_space'):
+        E.GymnasiumEnv(gym.make('CartPole-v1'))
+
+
+def test_round_trip_through_gymnasium_env_is_the_original():
+    direct = Match(num_envs=1, seed=4)
+    twice = E.GymnasiumPufferEnv(E.GymnasiumEnv(Match(num_envs=1, seed=4)), seed=4)
+    assert np.array_equal(direct.reset(seed=4)[0], twice.reset()[0])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        action = rng.integers(0, 4, 1).astype(np.int32)
+        a, b = direct.step(action), twice.step(action)
+        for x, y in zip(a[:4], b[:4]):
+            assert np.array_equal(x, y)
+
+
+# ------------------------------------------------------------------------------------------------
+# VectorEnv
+
+def run_vector(env, actions, seed):
+    obs, _ = env.reset(seed=seed)
+    out = [(obs, None, None, None, None)]
+    for action in actions:
+        obs, rew, term, trunc, info = env.step(action)
+        out.append((obs, rew, term, trunc, info))
+    return out
+
+
+def test_vector_env_matches_sync_vector_env_same_step_mode():
+    """Match(num_envs=4, seed=s) sub-env i is MatchGym(seed=s+i): Gymnasium's own SyncVectorEnv in
+    SAME_STEP mode over MatchGyms must give the same batches as the adapter."""
+    ours = E.GymnasiumVectorEnv(Match(num_envs=4, episode_length=5))
+    theirs = SyncVectorEnv([lambda: MatchGym(episode_length=5) for _ in range(4)],
+                           autoreset_mode=AutoresetMode.SAME_STEP)
+    assert ours.metadata['autoreset_mode'] == AutoresetMode.SAME_STEP
+    assert ours.single_observation_space == theirs.single_observation_space
+    assert ours.action_space == theirs.action_space
+    ours.action_space.seed(0)
+    actions = [ours.action_space.sample() for _ in range(30)]
+    a = run_vector(ours, actions, seed=10)
+    b = run_vector(theirs, actions, seed=[10, 11, 12, 13])
+    for x, y in zip(a, b):
+        for u, v in zip(x[:4], y[:4]):
+            if v is not None:
+                assert np.array_equal(u, v)
+    assert any(x[2].any() for x in a[1:])
+
+
+def test_vector_env_final_obs_and_episode_statistics_match_sync_vector_env():
+    ours = gym.wrappers.vector.RecordEpisodeStatistics(
+        E.GymnasiumVectorEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1'))))
+    theirs = gym.wrappers.vector.RecordEpisodeStatistics(
+        SyncVectorEnv([lambda: gym.make('CartPole-v1')], autoreset_mode=AutoresetMode.SAME_STEP))
+    actions = [np.array([t % 3 % 2]) for t in range(300)]
+    a = run_vector(ours, actions, seed=2)
+    b = run_vector(theirs, actions, seed=2)
+    ends = 0
+    for x, y in zip(a[1:], b[1:]):
+        for u, v in zip(x[:4], y[:4]):
+            assert np.array_equal(u, v)
+        if y[2].any() or y[3].any():
+            ends += 1
+            assert x[4]['_final_obs'][0] and np.array_equal(x[4]['final_obs'][0],
+                                                            y[4]['final_obs'][0])
+            assert x[4]['episode']['r'] == y[4]['episode']['r']
+            assert x[4]['episode']['l'] == y[4]['episode']['l']
+        else:
+            assert 'final_obs' not in x[4]
+    assert ends >= 5 and list(ours.return_queue) == list(theirs.return_queue)
+
+
+def test_vector_env_copies_unless_told_not_to():
+    env = Match(num_envs=2)
+    copied = E.GymnasiumVectorEnv(env)
+    obs, _ = copied.reset(seed=0)
+    assert obs is not env.observations and np.array_equal(obs, env.observations)
+    step = copied.step(np.array([0, 1]))
+    assert all(x is not y for x, y in zip(step[:4], (env.observations, env.rewards, env.terminals,
+                                                     env.truncations)))
+    shared = E.GymnasiumVectorEnv(env, copy=False)
+    assert shared.reset(seed=0)[0] is env.observations
+    assert shared.step(np.array([0, 1]))[1] is env.rewards
+
+
+def test_vector_env_reports_puffer_infos_and_rejects_seed_lists():
+    env = E.GymnasiumVectorEnv(Match(num_envs=2, episode_length=2, report_interval=4))
+    env.reset(seed=0)
+    infos = [env.step(np.array([0, 0]))[4] for _ in range(8)]
+    reports = [i['puffer'] for i in infos if 'puffer' in i]
+    assert len(reports) == 2 and reports[0][0]['n'] == 4  # 2 sub-envs x 2 episodes per report
+    with pytest.raises(APIUsageError, match='seed must be an int or None'):
+        env.reset(seed=[1, 2])
+
+
+def test_vector_env_rejects_async_batches():
+    class HalfBatch(Match):
+        @property
+        def agents_per_batch(self):
+            return self.num_agents // 2
+    with pytest.raises(APIUsageError, match='returns 2 of 4 agents per recv'):
+        E.GymnasiumVectorEnv(HalfBatch(num_envs=4))
+
+
+# ------------------------------------------------------------------------------------------------
+# PettingZoo ParallelEnv
+
+def pz(name, kind='parallel'):
+    return pettingzoo.make(kind, name)
+
+
+PARALLEL = {
+    'numpy Match x3': lambda: Match(num_envs=3, episode_length=6),
+    'native Squared x4': lambda: squared(4),
+    'emulated rock-paper-scissors': lambda: E.PettingZooPufferEnv(pz('classic/rps-v2')),
+    'emulated KAZ (agents die)': lambda: E.PettingZooPufferEnv(
+        pz('butterfly/knights_archers_zombies-v11')),
+    'emulated tic-tac-toe (AEC)': lambda: E.PettingZooPufferEnv(pz('classic/tictactoe-v3', 'aec')),
+    'emulated CartPole': lambda: E.GymnasiumPufferEnv(gym.make('CartPole-v1')),
+}
+
+
+@pytest.mark.parametrize('name', list(PARALLEL))
+def test_parallel_env_passes_parallel_api_test(name, capsys):
+    env = E.PettingZooEnv(PARALLEL[name]())
+    checked(parallel_api_test, env, num_cycles=600)
+    assert 'Passed Parallel API test' in capsys.readouterr().out
+
+
+def test_parallel_env_agents_leave_when_done_and_return_on_reset():
+    env = E.PettingZooEnv(Match(num_envs=3, episode_length=4))
+    obs, infos = env.reset(seed=1)
+    assert env.agents == env.possible_agents == ['agent_0', 'agent_1', 'agent_2']
+    assert set(obs) == set(infos) == set(env.agents)
+    assert env.observation_space('agent_1') is env.observation_space('agent_2')
+    with pytest.raises(APIUsageError, match="unknown agent 'agent_7'"):
+        env.action_space('agent_7')
+    for _ in range(3):
+        obs, rew, term, trunc, _ = env.step({a: 0 for a in env.agents})
+        assert not any(term.values()) and set(obs) == {'agent_0', 'agent_1', 'agent_2'}
+    obs, rew, term, trunc, _ = env.step({a: 0 for a in env.agents})
+    assert all(term.values()) and env.agents == []
+    env.reset()
+    assert env.agents == env.possible_agents
+
+
+def test_parallel_round_trip_is_the_original_pettingzoo_env():
+    """PettingZooPufferEnv(PettingZooEnv(PettingZooPufferEnv(rps))) steps like PettingZooPufferEnv(rps)."""
+    direct = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
+    inner = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
+    twice = E.PettingZooPufferEnv(E.PettingZooEnv(inner), seed=3)
+    assert twice.possible_agents == ['player_0', 'player_1']
+    assert np.array_equal(direct.reset()[0], twice.reset()[0])
+    rng = np.random.default_rng(1)
+    for _ in range(40):  # rps truncates after 15 moves: crosses two episode ends
+        action = rng.integers(0, 3, 2).astype(np.int32)
+        a, b = direct.step(action), twice.step(action)
+        for x, y in zip(a[:4], b[:4]):
+            assert np.array_equal(x, y)
+        assert np.array_equal(direct.masks, twice.masks)
+
+
+class Blink(PufferEnv):
+    """Two agents; agent 1 disappears (mask cleared, no terminal flag) at step 2 and comes back at
+    step 4; episodes never end on their own."""
+
+    def __init__(self, buf=None, seed=0):
+        self.single_observation_space = gym.spaces.Box(0, 10, (1,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.num_agents = 2
+        super().__init__(buf)
+
+    def reset(self, seed=None):
+        self.t = 0
+        self.observations[:] = 0
+        self.masks[:] = True
+        return self.observations, []
+
+    def step(self, actions):
+        self.t += 1
+        self.observations[:] = self.t
+        self.masks[1] = self.t not in (2, 3)
+        self.truncations[:] = self.t == 6
+        return self.observations, self.rewards, self.terminals, self.truncations, []
+
+
+def test_parallel_env_agent_whose_mask_clears_is_done():
+    env = E.PettingZooEnv(Blink())
+    env.reset()
+    obs, rew, term, trunc, _ = env.step({'agent_0': 0, 'agent_1': 0})
+    assert term == {'agent_0': False, 'agent_1': False}
+    obs, rew, term, trunc, _ = env.step({'agent_0': 0, 'agent_1': 0})
+    assert term == {'agent_0': False, 'agent_1': True} and env.agents == ['agent_0']
+    for _ in range(3):  # its mask is set again at step 4, but a finished agent never comes back
+        obs, rew, term, trunc, _ = env.step({'agent_0': 0})
+        assert set(obs) == {'agent_0'}
+    obs, rew, term, trunc, _ = env.step({'agent_0': 0})
+    assert trunc == {'agent_0': True} and env.agents == []
+    checked(parallel_api_test, E.PettingZooEnv(Blink()))
+
+
+# ------------------------------------------------------------------------------------------------
+# Adapters over pufferlib.vector envs
+
+def cartpole(buf=None, seed=0):
+    return E.GymnasiumPufferEnv(env_creator=gym.make, env_args=('CartPole-v1',), buf=buf, seed=seed)
+
+
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_vector_env_over_pufferlib_vector_matches_sync_vector_env(backend):
+    vec = pufferlib.vector.make(cartpole, backend=backend, num_envs=4, num_workers=2)
+    try:
+        ours = E.GymnasiumVectorEnv(vec)
+        theirs = SyncVectorEnv([lambda: gym.make('CartPole-v1')] * 4,
+                               autoreset_mode=AutoresetMode.SAME_STEP)
+        rng = np.random.default_rng(0)
+        actions = [rng.integers(0, 2, 4) for _ in range(120)]
+        a = run_vector(ours, actions, seed=6)
+        b = run_vector(theirs, actions, seed=[6, 7, 8, 9])
+        for x, y in zip(a, b):
+            for u, v in zip(x[:4], y[:4]):
+                if v is not None:
+                    assert np.array_equal(u, v)
+        assert sum(x[2].sum() for x in a[1:]) >= 10
+    finally:
+        vec.close()
+
+
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_parallel_env_over_pufferlib_vector_passes_parallel_api_test(backend):
+    rps = functools.partial(E.PettingZooPufferEnv, env_creator=pettingzoo.make,
+                            env_args=('parallel', 'classic/rps-v2'))
+    vec = pufferlib.vector.make(rps, backend=backend, num_envs=2, num_workers=2)
+    try:
+        env = E.PettingZooEnv(vec)
+        assert env.possible_agents == [f'agent_{i}' for i in range(4)]
+        checked(parallel_api_test, env, num_cycles=100)
+    finally:
+        vec.close()
