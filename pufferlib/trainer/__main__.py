@@ -1,0 +1,5 @@
+import sys
+
+from pufferlib.trainer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,304 @@
+"""`puffer train|eval|play|bench ENV [--section.key value ...]`.
+
+ENV is an Ocean game (breakout, connect4, triple_triad, squared), `match` (the NumPy example env),
+a Gymnasium id (CartPole-v1) or a PettingZoo module (pettingzoo.butterfly.pistonball_v6), the last
+two through pufferlib.emulation. torch is imported only by train, eval and the trainer half of
+bench: `puffer play` and the env half of `puffer bench` work without it.
+"""
+import argparse
+import importlib
+import os
+import sys
+import time
+
+import numpy as np
+
+from pufferlib.exceptions import APIUsageError, CheckpointError
+
+USAGE = """puffer train ENV [--resume PATH] [--section.key value ...]
+       puffer eval ENV [--checkpoint PATH] [--episodes N] [--headless] [--section.key value ...]
+       puffer play ENV
+       puffer bench ENV [--seconds S] [--section.key value ...]"""
+
+
+def env_creator(name):
+    """(creator, kind): a callable taking the [env] kwargs, and 'ocean', 'match', 'gymnasium' or
+    'pettingzoo'."""
+    from pufferlib import ocean
+    if name in ocean.ENVS:
+        return ocean.env_creator(name), 'ocean'
+    if name == 'match':
+        from pufferlib.examples import Match
+        return Match, 'match'
+    if name.startswith('pettingzoo.'):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise APIUsageError(f'cannot import PettingZoo env {name!r}: {e}') from None
+        from pufferlib.emulation import PettingZooPufferEnv
+        return (lambda buf=None, seed=0, **kw: PettingZooPufferEnv(module.parallel_env(**kw),
+                                                                   buf=buf, seed=seed)), 'pettingzoo'
+    import gymnasium
+    if name in gymnasium.registry:
+        from pufferlib.emulation import GymnasiumPufferEnv
+        return (lambda buf=None, seed=0, **kw: GymnasiumPufferEnv(gymnasium.make(name, **kw),
+                                                                  buf=buf, seed=seed)), 'gymnasium'
+    raise APIUsageError(f'unknown env {name!r}: use an Ocean game ({", ".join(sorted(ocean.ENVS))}), '
+                        'match, a Gymnasium id such as CartPole-v1, or a PettingZoo module such as '
+                        'pettingzoo.butterfly.pistonball_v6')
+
+
+def make_vecenv(name, config, **env_overrides):
+    """The vector env for `name` as the config's [env] and [vec] sections describe it."""
+    creator, kind = env_creator(name)
+    vec = dict(config['vec'])
+    env_kwargs = {**config['env'], **env_overrides}
+    seed = config['train']['seed']
+    backend = vec.pop('backend')
+    if backend == 'auto':
+        backend = 'native' if kind in ('ocean', 'match') and vec['num_envs'] == 1 else 'serial'
+    if str(backend).lower() == 'native':
+        if vec['num_envs'] != 1:
+            raise APIUsageError(f"vec.backend native steps one env object, but vec.num_envs is "
+                                f"{vec['num_envs']}: set [env] num_envs for more sub-envs")
+        return creator(**env_kwargs, seed=seed)
+    import pufferlib.vector
+    kwargs = {k: v for k, v in vec.items() if v != 'auto'}
+    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend, seed=seed, **kwargs)
+
+
+def load(name, overrides):
+    from pufferlib.trainer.config import load_config
+    creator, _ = env_creator(name)
+    return load_config(name, overrides, env_creator=creator)
+
+
+def setup_torch(cfg):
+    import torch
+    threads = cfg['torch_threads']
+    torch.set_num_threads(os.cpu_count() if threads in (None, 'auto') else int(threads))
+    torch.manual_seed(cfg['seed'])
+    np.random.seed(cfg['seed'] % 2**32)
+    return torch
+
+
+def build_policy(vecenv, config):
+    from pufferlib.trainer.policy import make_policy
+    p = config['policy']
+    policy = make_policy(vecenv, p['hidden_size'], p['num_layers'], p['lstm'])
+    return policy.to(config['train']['device'])
+
+
+def cmd_train(name, args, overrides):
+    from pufferlib.trainer import ppo
+    from pufferlib.trainer.dashboard import make_dashboard
+    config = load(name, overrides)
+    if args.resume:  # the run's own settings, under any new overrides
+        saved = ppo.load_checkpoint(args.resume)['config']
+        from pufferlib.trainer.config import parse_overrides
+        for key, value in parse_overrides(overrides):
+            section, _, field = key.partition('.')
+            saved[section][field] = value
+        config = saved
+    setup_torch(config['train'])
+    vecenv = make_vecenv(name, config)
+    try:
+        policy = build_policy(vecenv, config)
+    except BaseException:
+        vecenv.close()
+        raise
+    dashboard = make_dashboard(name, policy, config)
+    trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
+    if trainer.interrupted:
+        print(f'interrupted: saved {trainer.last_checkpoint}', flush=True)
+        return 130
+    print(f'done: {trainer.global_step} steps, checkpoint {trainer.last_checkpoint}', flush=True)
+    return 0
+
+
+def has_display():
+    if not os.environ.get('DISPLAY'):
+        return False
+    try:
+        from pufferlib.ocean.render import raylib
+        raylib()
+        return True
+    except Exception:
+        return False
+
+
+def cmd_eval(name, args, overrides):
+    """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
+    episode statistics printed."""
+    from pufferlib.trainer import ppo
+    payload = ppo.load_checkpoint(args.checkpoint) if args.checkpoint else None
+    config = load(name, [])
+    if payload is not None:
+        if payload.get('env_name') != name:
+            raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
+                                  f'run, not {name!r}')
+        config = payload['config']
+    from pufferlib.trainer.config import parse_overrides
+    for key, value in parse_overrides(overrides):
+        section, _, field = key.partition('.')
+        config[section][field] = value
+    torch = setup_torch(config['train'])
+    render = not args.headless and has_display()
+    env_overrides = {}
+    if render:
+        config['vec'] = {**config['vec'], 'backend': 'native', 'num_envs': 1}
+        env_overrides = {'num_envs': 1, 'render_mode': 'human'} if 'num_envs' in config['env'] \
+            else {'render_mode': 'human'}
+    vecenv = make_vecenv(name, config, **env_overrides)
+    try:
+        policy = build_policy(vecenv, config)
+        if payload is not None:
+            ppo.load_model(policy, payload, payload['path'])
+        stats = evaluate(torch, vecenv, policy, config, args.episodes, render)
+    finally:
+        vecenv.close()
+    source = payload['path'] if payload else 'an untrained policy'
+    print(f'eval {name} with {source}:')
+    for key, value in stats.items():
+        print(f'  {key}: {value:.4g}' if isinstance(value, float) else f'  {key}: {value}')
+    return 0
+
+
+def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=None):
+    """Step `policy` on `vecenv` until `episodes` episodes have been reported (or the window is
+    closed); returns the means of the env's episode statistics, weighted by episode count."""
+    from pufferlib.trainer.policy import sample_actions
+    policy.eval()
+    device = config['train']['device']
+    N = vecenv.num_agents
+    hidden = getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
+    h = torch.zeros(N, hidden, device=device)
+    c = torch.zeros(N, hidden, device=device)
+    sums, count = {}, 0
+    space = vecenv.single_action_space
+    from gymnasium import spaces
+    start = time.time()
+    vecenv.async_reset(config['train']['seed'])
+    while count < episodes:
+        obs, rewards, terminals, truncations, infos, ids, masks = vecenv.recv()
+        for info in infos if isinstance(infos, list) else [infos]:
+            n = info.get('n', 1) if isinstance(info, dict) else 0
+            for key, value in (info.items() if n else ()):
+                if key != 'n' and isinstance(value, (int, float, np.number)):
+                    sums[key] = sums.get(key, 0.0) + float(value) * n
+            count += n
+        with torch.inference_mode():
+            rows = torch.as_tensor(ids).to(device)
+            state = None
+            if hidden:
+                keep = torch.as_tensor(~(terminals | truncations)).to(device).float().unsqueeze(1)
+                state = (h[rows] * keep, c[rows] * keep)
+            logits, _, new_state = policy.forward_step(torch.as_tensor(obs).to(device), state)
+            if hidden:
+                h[rows], c[rows] = new_state
+            actions, _ = sample_actions(logits, space)
+        actions = actions.cpu().numpy()
+        if isinstance(space, spaces.Box):
+            actions = np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
+        else:
+            actions = (actions.reshape(-1, *space.shape) + np.asarray(space.start)).astype(np.int32)
+        vecenv.send(actions)
+        if render:
+            vecenv.render()
+            from pufferlib.ocean.render import raylib
+            if raylib().window_should_close():
+                break
+        if max_seconds is not None and time.time() - start > max_seconds:
+            break
+    stats = {k: v / count for k, v in sums.items()} if count else {}
+    stats['episodes'] = int(count)
+    return stats
+
+
+def cmd_play(name, args, overrides):
+    from pufferlib import ocean
+    if name not in ocean.ENVS:
+        raise APIUsageError(f'puffer play works for the Ocean games ({", ".join(sorted(ocean.ENVS))}), '
+                            f'not {name!r}')
+    ocean.play(name)
+    return 0
+
+
+def cmd_bench(name, args, overrides):
+    """Env SPS with random actions (no torch), then trainer SPS when torch is installed."""
+    config = load(name, overrides)
+    vecenv = make_vecenv(name, config)
+    try:
+        sps = bench_env(vecenv, args.seconds)
+    finally:
+        vecenv.close()
+    print(f'{name}: env {sps:,.0f} agent-steps/s (random actions, {vecenv.num_agents} agents)',
+          flush=True)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print('trainer: torch is not installed (pip install "pufferlib[train]")')
+        return 0
+    trainer_sps = bench_trainer(name, config, args.seconds)
+    print(f'{name}: trainer {trainer_sps:,.0f} agent-steps/s '
+          f'({trainer_sps / sps:.1%} of env-only speed)', flush=True)
+    return 0
+
+
+def bench_env(vecenv, seconds):
+    space = vecenv.single_action_space
+    rng = np.random.default_rng(0)
+    vecenv.async_reset(0)
+    steps, start = 0, time.perf_counter()
+    actions = None
+    while time.perf_counter() - start < seconds:
+        obs, rewards, terminals, truncations, infos, ids, masks = vecenv.recv()
+        if actions is None or len(actions) != len(ids):
+            batch = [space.sample() for _ in range(64)]
+            actions = np.stack([batch[i % 64] for i in range(len(ids))])
+            if not np.issubdtype(actions.dtype, np.floating):
+                actions = actions.astype(np.int32)
+        vecenv.send(actions)
+        steps += len(ids)
+    return steps / (time.perf_counter() - start)
+
+
+def bench_trainer(name, config, seconds):
+    """Agent steps per second of the training loop (rollout + update), after one warm-up epoch."""
+    from pufferlib.trainer.ppo import Trainer
+    setup_torch(config['train'])
+    vecenv = make_vecenv(name, config)
+    try:
+        trainer = Trainer(config['train'], vecenv, build_policy(vecenv, config))
+        trainer.rollout()
+        trainer.update()
+        step, start = trainer.global_step, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            trainer.rollout()
+            trainer.update()
+        return (trainer.global_step - step) / (time.perf_counter() - start)
+    finally:
+        vecenv.close()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog='puffer', usage=USAGE)
+    parser.add_argument('mode', choices=['train', 'eval', 'play', 'bench'])
+    parser.add_argument('env')
+    parser.add_argument('--resume', default=None, help='train: continue from a checkpoint or run folder')
+    parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
+    parser.add_argument('--episodes', type=int, default=100, help='eval: episodes to run')
+    parser.add_argument('--headless', action='store_true', help='eval: never open a window')
+    parser.add_argument('--seconds', type=float, default=10.0, help='bench: seconds per measurement')
+    args, overrides = parser.parse_known_args(argv)
+    commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench}
+    try:
+        return commands[args.mode](args.env, args, overrides)
+    except (APIUsageError, CheckpointError) as e:
+        print(f'puffer {args.mode}: error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

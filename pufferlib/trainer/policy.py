@@ -1,0 +1,190 @@
+"""Policies and action distributions.
+
+A policy has `forward_step(obs, state) -> (logits, values, state)` for the rollout (one step of a
+batch of agents) and `forward(obs, state) -> (logits, values)` for training on `(B, T, ...)`
+observations (outputs flattened to `B * T` rows). `state` is None for a feed-forward policy and a
+pair `(h, c)` of `(B, hidden)` tensors for `LSTMWrapper`. `logits` is a tensor (Discrete), a tensor
+of concatenated logits (MultiDiscrete) or a pair `(mean, logstd)` (Box).
+"""
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+
+def layer_init(layer, std=np.sqrt(2), bias=0.0):
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def restore_observations(emulated):
+    """A function mapping a flat emulated observation batch back to its structured form (a dict or
+    tuple of tensors), or None when the env is not emulated or its observations are already flat."""
+    if emulated is None:
+        return None
+    try:
+        from pufferlib.emulation import nativize
+    except ImportError:
+        return None
+    def restore(obs):
+        return nativize(obs, emulated)
+    return restore
+
+
+def flatten_structure(obs):
+    """Concatenate the leaves of a (nested) dict/tuple of tensors into one (B, n) float tensor."""
+    if isinstance(obs, dict):
+        return torch.cat([flatten_structure(obs[k]) for k in obs], dim=1)
+    if isinstance(obs, (tuple, list)):
+        return torch.cat([flatten_structure(o) for o in obs], dim=1)
+    return obs.reshape(obs.shape[0], -1).float()
+
+
+class Default(nn.Module):
+    """Linear + GELU encoder, an actor head initialised with std 0.01 and a value head with std 1.
+    Emulated structured observations are restored with `pufferlib.emulation.nativize` (each leaf
+    flattened to float) before the encoder."""
+
+    def __init__(self, observation_space, action_space, hidden_size=128, num_layers=1,
+                 emulated=None):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.restore = restore_observations(emulated)
+        self.obs_size = int(np.prod(observation_space.shape))
+        if self.restore is not None:
+            sample = torch.as_tensor(observation_space.sample()[None])
+            self.obs_size = flatten_structure(self.restore(sample)).shape[1]
+        layers, size = [], self.obs_size
+        for _ in range(num_layers):
+            layers += [layer_init(nn.Linear(size, hidden_size)), nn.GELU()]
+            size = hidden_size
+        self.encoder = nn.Sequential(*layers)
+        self.is_continuous = isinstance(action_space, spaces.Box)
+        if isinstance(action_space, spaces.Discrete):
+            num_logits = int(action_space.n)
+        elif isinstance(action_space, spaces.MultiDiscrete):
+            num_logits = int(action_space.nvec.sum())
+        elif self.is_continuous:
+            num_logits = int(np.prod(action_space.shape))
+            self.logstd = nn.Parameter(torch.zeros(1, num_logits))
+        else:
+            raise TypeError(f'action space {action_space} is not supported by the default policy')
+        self.actor = layer_init(nn.Linear(hidden_size, num_logits), std=0.01)
+        self.value = layer_init(nn.Linear(hidden_size, 1), std=1.0)
+
+    def encode(self, obs):
+        if self.restore is not None:
+            return self.encoder(flatten_structure(self.restore(obs)))
+        return self.encoder(obs.reshape(obs.shape[0], -1).float())
+
+    def decode(self, hidden):
+        logits = self.actor(hidden)
+        if self.is_continuous:
+            logits = (logits, self.logstd.expand_as(logits))
+        return logits, self.value(hidden).squeeze(-1)
+
+    def forward_step(self, obs, state=None):
+        logits, values = self.decode(self.encode(obs))
+        return logits, values, None
+
+    def forward(self, obs, state=None):
+        return self.decode(self.encode(obs.reshape(-1, *obs.shape[2:])))
+
+
+class LSTMWrapper(nn.Module):
+    """Puts an LSTM between `policy.encode` and `policy.decode`. Training runs `nn.LSTM` over whole
+    rows `(B, T)`; the rollout steps an `nn.LSTMCell` that shares the same weight tensors. Only the
+    LSTM's own weights are initialised here: the wrapped policy keeps its initialisation (its 0.01
+    actor head in particular)."""
+
+    def __init__(self, policy, input_size=None, hidden_size=None):
+        super().__init__()
+        self.policy = policy
+        input_size = input_size or policy.hidden_size
+        self.hidden_size = hidden_size = hidden_size or policy.hidden_size
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        for name, param in self.lstm.named_parameters():
+            if 'weight' in name:
+                nn.init.orthogonal_(param, 1.0)
+            else:
+                nn.init.constant_(param, 0.0)
+        self.cell = nn.LSTMCell(input_size, hidden_size)
+        # Share, not copy: both modules hold the very same Parameter objects.
+        self.cell.weight_ih = self.lstm.weight_ih_l0
+        self.cell.weight_hh = self.lstm.weight_hh_l0
+        self.cell.bias_ih = self.lstm.bias_ih_l0
+        self.cell.bias_hh = self.lstm.bias_hh_l0
+
+    def forward_step(self, obs, state):
+        h, c = self.cell(self.policy.encode(obs), state)
+        logits, values = self.policy.decode(h)
+        return logits, values, (h, c)
+
+    def forward(self, obs, state):
+        B, T = obs.shape[:2]
+        hidden = self.policy.encode(obs.reshape(B * T, *obs.shape[2:])).reshape(B, T, -1)
+        h0, c0 = state
+        out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+        return self.policy.decode(out.reshape(B * T, -1))
+
+
+def make_policy(env, hidden_size=128, num_layers=1, lstm=True):
+    policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
+                     num_layers, getattr(env, 'emulated', None))
+    return LSTMWrapper(policy) if lstm else policy
+
+
+# ---- action distributions: a tensor of logits, split logits, or (mean, logstd) -----------------
+
+def split_sizes(action_space):
+    return [int(n) for n in action_space.nvec.reshape(-1)]
+
+
+def sample_actions(logits, action_space):
+    """(actions, logprobs) sampled from the policy's output. Discrete actions use the Gumbel-max
+    trick (one fused op chain, much cheaper than torch.multinomial on small batches)."""
+    if isinstance(action_space, spaces.Box):
+        mean, logstd = logits
+        actions = mean + logstd.exp() * torch.randn_like(mean)
+        return actions, normal_logprob(actions, mean, logstd)
+    if isinstance(action_space, spaces.Discrete):
+        logp = torch.log_softmax(logits, dim=-1)
+        actions = gumbel_argmax(logp)
+        return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    actions, logprob = [], 0
+    for part in torch.split(logits, split_sizes(action_space), dim=-1):
+        logp = torch.log_softmax(part, dim=-1)
+        a = gumbel_argmax(logp)
+        actions.append(a)
+        logprob = logprob + logp.gather(-1, a.unsqueeze(-1)).squeeze(-1)
+    return torch.stack(actions, dim=-1), logprob
+
+
+def gumbel_argmax(logp):
+    noise = torch.rand_like(logp).clamp_(min=1e-20)
+    return torch.argmax(logp - torch.log(-torch.log(noise)), dim=-1)
+
+
+def normal_logprob(actions, mean, logstd):
+    var = torch.exp(2 * logstd)
+    logp = -((actions - mean) ** 2) / (2 * var) - logstd - 0.5 * np.log(2 * np.pi)
+    return logp.sum(-1)
+
+
+def logprob_entropy(logits, actions, action_space):
+    """Log-probability of `actions` and the entropy of the distribution, per row."""
+    if isinstance(action_space, spaces.Box):
+        mean, logstd = logits
+        entropy = (0.5 + 0.5 * np.log(2 * np.pi) + logstd).sum(-1)
+        return normal_logprob(actions, mean, logstd), entropy
+    if isinstance(action_space, spaces.Discrete):
+        parts, actions = [logits], actions.unsqueeze(-1)
+    else:
+        parts = torch.split(logits, split_sizes(action_space), dim=-1)
+    logprob, entropy = 0, 0
+    for i, part in enumerate(parts):
+        logp = torch.log_softmax(part, dim=-1)
+        logprob = logprob + logp.gather(-1, actions[..., i:i + 1].long()).squeeze(-1)
+        entropy = entropy - (logp.exp() * logp).sum(-1)
+    return logprob, entropy

@@ -1,0 +1,459 @@
+"""PPO with prioritized segment replay.
+
+`Trainer(config, vecenv, policy)` alternates `rollout()` (fill the segment buffer from the vector
+env) and `update()` (PPO minibatches drawn by priority). `train(...)` runs that loop with the
+dashboard, the JSON log and the checkpoints. The algorithm is in docs/training.md; names follow
+the papers: `mb_` is a minibatch, `S` segments (rows), `H` the bptt horizon (columns).
+"""
+import json
+import math
+import os
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from pufferlib.exceptions import APIUsageError, CheckpointError
+from pufferlib.trainer.buffer import SegmentBuffer
+from pufferlib.trainer.policy import logprob_entropy, sample_actions
+
+try:
+    from pufferlib.trainer.advantage import compute_advantage
+except ImportError:  # the C/CUDA kernel is not built yet: the same recurrence in plain torch
+    def compute_advantage(values, rewards, terminals, truncations, importance, advantages,
+                          gamma, lam, rho_clip, c_clip):
+        H = advantages.shape[1]
+        d, tr = terminals[:, 1:], truncations[:, 1:]
+        next_v = torch.where(d > 0, 0.0, torch.where(tr > 0, values[:, :H], values[:, 1:]))
+        delta = importance.clamp(max=rho_clip) * (rewards[:, 1:] + gamma * next_v - values[:, :H])
+        coef = gamma * lam * importance.clamp(max=c_clip) * (1 - d) * (1 - tr)
+        last = torch.zeros_like(advantages[:, 0])
+        for t in range(H - 1, -1, -1):
+            last = delta[:, t] + coef[:, t] * last
+            advantages[:, t] = last
+
+
+def derived_sizes(cfg, num_agents):
+    """(batch_size, segments, minibatch_segments, accumulation steps, total epochs), checked."""
+    H = cfg['bptt_horizon']
+    batch = cfg['batch_size']
+    if batch in (None, 'auto'):
+        batch = num_agents * H
+    mb, max_mb = cfg['minibatch_size'], cfg['max_minibatch_size']
+    if batch % H:
+        raise APIUsageError(f'train.batch_size {batch} is not a multiple of train.bptt_horizon {H}')
+    if batch // H < num_agents:
+        raise APIUsageError(f'train.batch_size {batch} // bptt_horizon {H} = {batch // H} rows, '
+                            f'fewer than the {num_agents} agents: raise batch_size to at least '
+                            f'{num_agents * H}')
+    mb = min(mb, batch)
+    if mb % H:
+        raise APIUsageError(f'train.minibatch_size {mb} is not a multiple of bptt_horizon {H}')
+    accumulate = 1
+    if mb > max_mb:
+        if mb % max_mb or max_mb % H:
+            raise APIUsageError(f'train.minibatch_size {mb} must be a multiple of '
+                                f'max_minibatch_size {max_mb}, itself a multiple of bptt_horizon {H}')
+        accumulate = mb // max_mb
+    epochs = max(1, cfg['total_timesteps'] // batch)
+    return batch, batch // H, mb // H, accumulate, epochs
+
+
+def make_optimizers(policy, cfg):
+    """Adam, or Muon for the 2-D weight matrices plus Adam for everything else."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    adam_kw = dict(lr=cfg['learning_rate'], betas=(cfg['adam_beta1'], cfg['adam_beta2']),
+                   eps=cfg['adam_eps'])
+    if cfg['optimizer'] == 'adam':
+        return [torch.optim.Adam(params, **adam_kw)]
+    if cfg['optimizer'] != 'muon':
+        raise APIUsageError(f"train.optimizer is {cfg['optimizer']!r}: use 'muon' or 'adam'")
+    matrices = [p for p in params if p.ndim == 2]
+    others = [p for p in params if p.ndim != 2]
+    optimizers = [torch.optim.Muon(matrices, lr=cfg['learning_rate'], weight_decay=0.0,
+                                   momentum=cfg['adam_beta1'],
+                                   adjust_lr_fn='match_rms_adamw')]
+    if others:
+        optimizers.append(torch.optim.Adam(others, **adam_kw))
+    return optimizers
+
+
+def cosine_lr(cfg, epoch, total_epochs):
+    lr, low = cfg['learning_rate'], cfg['min_learning_rate']
+    if not cfg['anneal_lr']:
+        return lr
+    return low + 0.5 * (lr - low) * (1 + math.cos(math.pi * min(epoch / total_epochs, 1.0)))
+
+
+class Trainer:
+    """Holds the vector env, the policy, the optimizers, the segment buffer and the counters."""
+
+    def __init__(self, cfg, vecenv, policy):
+        self.cfg, self.vecenv, self.policy = cfg, vecenv, policy
+        self.device = cfg['device']
+        self.num_agents = N = vecenv.num_agents
+        (self.batch_size, self.segments, self.minibatch_segments, self.accumulate,
+         self.total_epochs) = derived_sizes(cfg, N)
+        obs_space, self.action_space = vecenv.single_observation_space, vecenv.single_action_space
+        act_shape, act_dtype = (), torch.int64
+        if isinstance(self.action_space, spaces.MultiDiscrete):
+            act_shape = (int(self.action_space.nvec.size),)
+        elif isinstance(self.action_space, spaces.Box):
+            act_shape, act_dtype = (int(np.prod(self.action_space.shape)),), torch.float32
+        self.state_size = getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
+        self.buffer = SegmentBuffer(self.segments, cfg['bptt_horizon'], N, obs_space.shape,
+                                    torch.from_numpy(np.zeros(0, obs_space.dtype)).dtype,
+                                    act_shape, act_dtype, self.state_size, self.device)
+        if self.state_size:  # LSTM state per agent, carried across rows and rollouts
+            self.h = torch.zeros(N, self.state_size, device=self.device)
+            self.c = torch.zeros(N, self.state_size, device=self.device)
+        self.optimizers = make_optimizers(policy, cfg)
+        self.global_step = self.epoch = 0
+        self.start_time = time.time()
+        self.uptime_before = 0.0       # uptime of earlier sessions of a resumed run
+        self.times = defaultdict(float)
+        self.losses, self.env_stats = {}, {}
+        self.episode_sums, self.episode_counts = defaultdict(float), defaultdict(float)
+        self.sps, self.last_log = 0.0, (time.time(), 0)
+        self.started = False
+
+    @property
+    def uptime(self):
+        return self.uptime_before + time.time() - self.start_time
+
+    @property
+    def done(self):
+        return self.global_step >= self.cfg['total_timesteps']
+
+    def to_env_actions(self, actions):
+        space = self.action_space
+        actions = actions.cpu().numpy()
+        if isinstance(space, spaces.Box):
+            return np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
+        start = np.asarray(space.start)
+        actions = actions.reshape(-1, *space.shape)
+        return (actions + start).astype(np.int32) if start.any() else actions.astype(np.int32)
+
+    def rollout(self):
+        """Step the env until every row of the buffer is complete (see buffer.py)."""
+        cfg, buf, dev = self.cfg, self.buffer, self.device
+        if not self.started:
+            self.vecenv.async_reset(cfg['seed'])
+            self.started = True
+        buf.start_rollout()
+        clamp = cfg['reward_clamp']
+        while not buf.full:
+            t0 = time.perf_counter()
+            obs, rewards, terminals, truncations, infos, ids, masks = self.vecenv.recv()
+            t1 = time.perf_counter()
+            self.times['env'] += t1 - t0
+            if infos:
+                self.collect(infos)
+            with torch.inference_mode():
+                obs_t = torch.as_tensor(obs).to(dev, non_blocking=True)
+                done = torch.as_tensor(np.logical_or(terminals, truncations)).to(dev)
+                state = None
+                if self.state_size:
+                    rows = torch.as_tensor(ids).to(dev)
+                    keep = (~done).float().unsqueeze(1)   # a new episode starts from a zero state
+                    state = (self.h[rows] * keep, self.c[rows] * keep)
+                logits, values, new_state = self.policy.forward_step(obs_t, state)
+                actions, logprobs = sample_actions(logits, self.action_space)
+                if self.state_size:
+                    if masks is not None and not masks.all():  # absent agents keep their state
+                        present = torch.as_tensor(masks).to(dev).unsqueeze(1)
+                        new_state = (torch.where(present, new_state[0], self.h[rows]),
+                                     torch.where(present, new_state[1], self.c[rows]))
+                    self.h[rows], self.c[rows] = new_state
+                t2 = time.perf_counter()
+                self.times['forward'] += t2 - t1
+                rewards_t = torch.as_tensor(rewards).to(dev)
+                if clamp is not None:
+                    rewards_t = rewards_t.clamp(-clamp, clamp)
+                record = {'observations': obs_t, 'actions': actions, 'logprobs': logprobs,
+                          'values': values, 'rewards': rewards_t,
+                          'terminals': torch.as_tensor(terminals).to(dev, torch.float32),
+                          'truncations': torch.as_tensor(truncations).to(dev, torch.float32)}
+                buf.add(ids, masks, record, state)
+                env_actions = self.to_env_actions(actions)
+            t3 = time.perf_counter()
+            self.times['copy'] += t3 - t2
+            self.vecenv.send(env_actions)
+            self.times['env'] += time.perf_counter() - t3
+            self.global_step += len(ids) if masks is None else int(np.count_nonzero(masks))
+
+    def collect(self, infos):
+        """Accumulate the env's episode statistics (means weighted by their episode count n)."""
+        if isinstance(infos, dict):
+            infos = [infos]
+        for info in infos:
+            n = float(info.get('n', 1)) if isinstance(info, dict) else 0
+            for key, value in (info.items() if n else ()):
+                if key != 'n' and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                    self.episode_sums[key] += float(value) * n
+                    self.episode_counts[key] += n
+
+    def update(self):
+        """PPO over `update_epochs * segments / minibatch_segments` minibatches of segments."""
+        cfg, buf, H, S = self.cfg, self.buffer, self.cfg['bptt_horizon'], self.segments
+        t0 = time.perf_counter()
+        lr = cosine_lr(cfg, self.epoch, self.total_epochs)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group['lr'] = lr
+        n = self.minibatch_segments
+        chunk = n // self.accumulate
+        num_minibatches = max(1, cfg['update_epochs'] * S // n)
+        beta = cfg['prio_beta0'] + (1 - cfg['prio_beta0']) * min(self.epoch / self.total_epochs, 1.0)
+        sums = defaultdict(float)
+        for mb in range(num_minibatches):
+            with torch.no_grad():
+                compute_advantage(buf.values, buf.rewards, buf.terminals, buf.truncations,
+                                  buf.ratio, buf.advantages, cfg['gamma'], cfg['gae_lambda'],
+                                  cfg['vtrace_rho_clip'], cfg['vtrace_c_clip'])
+                if mb == 0:
+                    sums['explained_variance'] = explained_variance(
+                        buf.values[:, :H], buf.advantages + buf.values[:, :H]) * num_minibatches
+                # ---- prioritized segment replay -------------------------------------------------
+                priority = buf.advantages.abs().sum(dim=1).pow(cfg['prio_alpha'])
+                priority = torch.nan_to_num(priority, nan=0.0, posinf=0.0, neginf=0.0)
+                total = priority.sum()
+                if total > 0:
+                    # a relative floor keeps n rows drawable when fewer carry all the priority
+                    priority = priority + total * 1e-6 / S
+                    prob = priority / priority.sum()
+                else:
+                    prob = torch.full_like(priority, 1.0 / S)
+                idx = torch.multinomial(prob, n, replacement=False)
+                weight = (S * prob[idx]).pow(-beta)
+                weight = weight / weight.max()
+                # ---------------------------------------------------------------------------------
+                mb_advantages = buf.advantages[idx]
+                mb_values = buf.values[idx, :H]
+                mb_returns = mb_advantages + mb_values
+                mb_adv = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                mb_adv = mb_adv * weight.unsqueeze(1)
+            for j in range(self.accumulate):
+                part = slice(j * chunk, (j + 1) * chunk)
+                stats = self.minibatch_loss(idx[part], mb_adv[part], mb_values[part],
+                                            mb_returns[part], mb, j)
+                for key, value in stats.items():
+                    sums[key] += value / self.accumulate
+            params = [p for opt in self.optimizers for g in opt.param_groups for p in g['params']]
+            torch.nn.utils.clip_grad_norm_(params, cfg['max_grad_norm'])
+            for opt in self.optimizers:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+        self.losses = {k: v / num_minibatches for k, v in sums.items()}
+        self.losses['learning_rate'] = lr
+        self.times['learn'] += time.perf_counter() - t0
+        self.epoch += 1
+
+    def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb, part):
+        """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
+        cfg, buf, H = self.cfg, self.buffer, self.cfg['bptt_horizon']
+        state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
+        logits, values = self.policy(buf.observations[idx], state)
+        actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
+        logprob, entropy = logprob_entropy(logits, actions, self.action_space)
+        logratio = logprob - buf.logprobs[idx].reshape(-1)
+        ratio = logratio.exp()
+        adv = mb_adv.reshape(-1)
+        pg_loss = torch.max(-adv * ratio,
+                            -adv * ratio.clamp(1 - cfg['clip_coef'], 1 + cfg['clip_coef'])).mean()
+        old_v, ret = mb_values.reshape(-1), mb_returns.reshape(-1)
+        v_clipped = old_v + (values - old_v).clamp(-cfg['vf_clip_coef'], cfg['vf_clip_coef'])
+        v_loss = 0.5 * torch.max((values - ret) ** 2, (v_clipped - ret) ** 2).mean()
+        entropy = entropy.mean()
+        loss = pg_loss + cfg['vf_coef'] * v_loss - cfg['ent_coef'] * entropy
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f'non-finite loss at epoch {self.epoch} (minibatch {mb}): policy {pg_loss.item()}, '
+                f'value {v_loss.item()}, entropy {entropy.item()}; check the env for NaN/Inf '
+                'observations or rewards, or lower train.learning_rate')
+        (loss / self.accumulate).backward()
+        with torch.no_grad():
+            buf.ratio[idx] = ratio.detach().view(-1, H)
+            buf.values[idx, :H] = values.detach().view(-1, H)
+            return {'policy_loss': pg_loss.item(), 'value_loss': v_loss.item(),
+                    'entropy': entropy.item(),
+                    'approx_kl': ((ratio - 1) - logratio).mean().item(),
+                    'clipfrac': ((ratio - 1).abs() > cfg['clip_coef']).float().mean().item(),
+                    'importance': ratio.mean().item()}
+
+    def epoch_summary(self):
+        """Close the epoch's statistics: SPS, episode means, times. Returns the log record."""
+        now, (then, step) = time.time(), self.last_log
+        if now > then:
+            self.sps = (self.global_step - step) / (now - then)
+        self.last_log = (now, self.global_step)
+        if self.episode_counts:
+            self.env_stats = {k: self.episode_sums[k] / self.episode_counts[k]
+                              for k in self.episode_sums}
+            self.episode_sums.clear()
+            self.episode_counts.clear()
+        record = {'agent_steps': self.global_step, 'epoch': self.epoch, 'SPS': self.sps,
+                  'uptime': self.uptime}
+        record.update({f'losses/{k}': v for k, v in self.losses.items()})
+        record.update({f'environment/{k}': v for k, v in self.env_stats.items()})
+        record.update({f'performance/{k}': v for k, v in self.times.items()})
+        return record
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self):
+        return {'optimizers': [opt.state_dict() for opt in self.optimizers],
+                'global_step': self.global_step, 'epoch': self.epoch, 'uptime': self.uptime,
+                'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
+                        'python': random.getstate()}}
+
+    def load_state_dict(self, state, path='checkpoint'):
+        try:
+            for opt, opt_state in zip(self.optimizers, state['optimizers'], strict=True):
+                opt.load_state_dict(opt_state)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f'{path}: its optimizer state does not match train.optimizer '
+                                  f'{self.cfg["optimizer"]!r} ({e})') from None
+        self.global_step, self.epoch = state['global_step'], state['epoch']
+        self.uptime_before = state.get('uptime', 0.0)
+        self.last_log = (time.time(), self.global_step)
+        torch.set_rng_state(state['rng']['torch'])
+        np.random.set_state(state['rng']['numpy'])
+        random.setstate(state['rng']['python'])
+
+
+def explained_variance(y_pred, y_true):
+    var = y_true.var()
+    return float('nan') if var == 0 else (1 - (y_true - y_pred).var() / var).item()
+
+
+def save_checkpoint(path, payload):
+    """Write `payload` to `path` atomically: a crash leaves the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path):
+    """The checkpoint dict at `path` (a file, or a run folder: its newest checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob('checkpoint_*.pt'))
+        if not found:
+            raise CheckpointError(f'{path} holds no checkpoint_*.pt file')
+        path = found[-1]
+    if not path.exists():
+        raise CheckpointError(f'checkpoint {path} does not exist')
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:  # a truncated or foreign file fails in many ways: name it
+        raise CheckpointError(f'checkpoint {path} is corrupt or not a pufferlib checkpoint '
+                              f'({type(e).__name__}: {e})') from None
+    if not isinstance(payload, dict) or 'model' not in payload or 'trainer' not in payload:
+        raise CheckpointError(f'checkpoint {path} is not a pufferlib checkpoint '
+                              '(no model/trainer state)')
+    payload['path'] = str(path)
+    return payload
+
+
+def load_model(policy, state, path='checkpoint'):
+    """Load `state['model']` into `policy`, with an error naming what does not match."""
+    model = state['model']
+    own = policy.state_dict()
+    missing = sorted(set(own) - set(model))
+    unexpected = sorted(set(model) - set(own))
+    shapes = [f'{k}: checkpoint {tuple(model[k].shape)} vs policy {tuple(v.shape)}'
+              for k, v in own.items() if k in model and model[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        details = '; '.join(filter(None, [
+            f'missing {missing[:4]}' if missing else '',
+            f'unexpected {unexpected[:4]}' if unexpected else '', '; '.join(shapes[:4])]))
+        raise CheckpointError(f'{path} was saved for a different policy or env ({details}); '
+                              'use the same [policy] and [env] settings as the run that saved it')
+    policy.load_state_dict(model)
+
+
+def train(env_name, config, vecenv, policy, resume=None, dashboard=None, log_extra=None):
+    """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
+    file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
+    a final checkpoint; the vector env is closed however the loop ends. Returns the Trainer."""
+    cfg = config['train']
+    trainer = Trainer(cfg, vecenv, policy)
+    if resume is not None:
+        payload = load_checkpoint(resume)
+        if payload.get('env_name') != env_name:
+            raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
+                                  f'run, not {env_name!r}')
+        load_model(policy, payload, payload['path'])
+        trainer.load_state_dict(payload['trainer'], payload['path'])
+        run_dir = Path(payload['path']).parent
+    else:
+        run_id = f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
+        run_dir = Path(cfg['data_dir']) / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / 'config.json', 'w') as f:
+            json.dump(config, f, indent=2)
+    trainer.run_dir = run_dir
+    loggers = make_loggers(cfg, config, run_dir)
+
+    def checkpoint():
+        payload = {'env_name': env_name, 'config': config, 'model': policy.state_dict(),
+                   'trainer': trainer.state_dict()}
+        return save_checkpoint(run_dir / f'checkpoint_{trainer.epoch:06d}.pt', payload)
+
+    log = open(run_dir / 'log.jsonl', 'a')
+    trainer.interrupted = False
+    try:
+        while not trainer.done:
+            trainer.rollout()
+            trainer.update()
+            record = trainer.epoch_summary()
+            if log_extra is not None:
+                log_extra(trainer, record)
+            log.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                  for k, v in record.items()}) + '\n')
+            log.flush()
+            for logger in loggers:
+                logger(record, trainer.global_step)
+            if dashboard is not None:
+                dashboard.update(trainer, record)
+            if trainer.epoch % cfg['checkpoint_interval'] == 0:
+                trainer.last_checkpoint = checkpoint()
+        trainer.last_checkpoint = checkpoint()
+    except KeyboardInterrupt:
+        trainer.interrupted = True
+        trainer.last_checkpoint = checkpoint()
+    finally:
+        log.close()
+        if dashboard is not None:
+            dashboard.close(trainer)
+        vecenv.close()
+    return trainer
+
+
+def make_loggers(cfg, config, run_dir):
+    """Weights & Biases and TensorBoard writers, when asked for (an error if not installed)."""
+    loggers = []
+    if cfg.get('wandb'):
+        try:
+            import wandb
+        except ImportError:
+            raise APIUsageError('train.wandb is set but wandb is not installed: pip install wandb') from None
+        wandb.init(project=cfg.get('wandb_project', 'pufferlib'), config=config, dir=str(run_dir))
+        loggers.append(lambda record, step: wandb.log(record, step=step))
+    if cfg.get('tensorboard'):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise APIUsageError('train.tensorboard is set but tensorboard is not installed: '
+                                'pip install tensorboard') from None
+        writer = SummaryWriter(str(run_dir))
+        loggers.append(lambda record, step: [writer.add_scalar(k, v, step) for k, v in record.items()
+                                             if isinstance(v, (int, float))])
+    return loggers
