@@ -6,7 +6,8 @@ CartPole-v1, 8 envs, random actions generated before timing:
   * pufferlib Serial and Multiprocessing (2 workers) over GymnasiumPufferEnv,
 with ratios against both baselines (targets: Multiprocessing >= 1.5x Sync and >= 10x Async on 2
 cores), plus the emulation layer's own cost: GymnasiumPufferEnv.step minus the raw env's step, in
-microseconds. Each figure is the best of `--rounds` rounds, every backend built and closed within
+microseconds. The same vector envs over `NoOp`, an env whose step costs almost nothing, show what
+each vector layer itself costs per batch of 8. Each figure is the best of `--rounds` rounds, every backend built and closed within
 its round, so that a noisy shared machine costs as little accuracy as possible.
 
     python benchmarks/emulation.py [--quick] [--seconds S] [--rounds R] [--env CartPole-v1]
@@ -22,6 +23,23 @@ import pufferlib.vector
 from pufferlib.emulation import GymnasiumPufferEnv
 
 NUM_ENVS, NUM_WORKERS = 8, 2
+
+
+class NoOp(gym.Env):
+    """CartPole's spaces, a constant observation, episodes of 100 steps: the vector layers' own cost."""
+    observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self):
+        self.obs, self.t = np.zeros(4, np.float32), 0
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return self.obs, {}
+
+    def step(self, action):
+        self.t += 1
+        return self.obs, 1.0, self.t >= 100, False, {}
 
 
 def timed(step, table, seconds):
@@ -60,8 +78,12 @@ def emulated_env(env_id, table, seconds):
     return timed(step, table, seconds)
 
 
+def make_env(env_id):
+    return NoOp() if env_id == 'NoOp' else gym.make(env_id)
+
+
 def gymnasium_vector(env_id, table, seconds, cls, **kwargs):
-    vec = cls([functools.partial(gym.make, env_id)] * NUM_ENVS, **kwargs)
+    vec = cls([functools.partial(make_env, env_id)] * NUM_ENVS, **kwargs)
     try:
         vec.reset(seed=0)
         return NUM_ENVS * timed(vec.step, table, seconds)
@@ -70,7 +92,7 @@ def gymnasium_vector(env_id, table, seconds, cls, **kwargs):
 
 
 def puffer_vector(env_id, table, seconds, backend):
-    creator = functools.partial(GymnasiumPufferEnv, env_creator=gym.make, env_args=(env_id,))
+    creator = functools.partial(GymnasiumPufferEnv, env_creator=make_env, env_args=(env_id,))
     workers = NUM_WORKERS if backend == 'Multiprocessing' else None
     vec = pufferlib.vector.make(creator, backend=backend, num_envs=NUM_ENVS, num_workers=workers)
     try:
@@ -103,6 +125,13 @@ def main():
         'pufferlib Multiprocessing (2 workers)': lambda: puffer_vector(args.env, table, seconds,
                                                                        'Multiprocessing'),
     }
+    for name, cls, kw in (('SyncVectorEnv', gym.vector.SyncVectorEnv, {}),
+                          ('AsyncVectorEnv', gym.vector.AsyncVectorEnv, {'shared_memory': True})):
+        runs[f'NoOp: gymnasium {name}'] = functools.partial(gymnasium_vector, 'NoOp', table,
+                                                            seconds, cls, **kw)
+    for backend in ('Serial', 'Multiprocessing'):
+        runs[f'NoOp: pufferlib {backend}'] = functools.partial(puffer_vector, 'NoOp', table,
+                                                               seconds, backend)
     best = dict.fromkeys(runs, 0.0)
     for _ in range(rounds):
         for name, run in runs.items():
@@ -121,6 +150,9 @@ def main():
         print(f'{name}: {best[name] / sync:.2f}x SyncVectorEnv, {best[name] / asyn:.2f}x '
               'AsyncVectorEnv')
     print('targets: Multiprocessing >= 1.5x SyncVectorEnv and >= 10x AsyncVectorEnv (2 cores)')
+    print(f'vector layer cost per batch of {NUM_ENVS} (NoOp env, emulation included for pufferlib):')
+    for name in [n for n in best if n.startswith('NoOp')]:
+        print(f'  {name[6:]:44s} {NUM_ENVS * 1e6 / best[name]:8.1f} us')
 
 
 if __name__ == '__main__':
