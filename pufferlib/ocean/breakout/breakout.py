@@ -26,7 +26,7 @@ class Breakout(NativeEnv):
                                     else gymnasium.spaces.Discrete(3))
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
-        self.window = None
+        self.window, self.frameskip = None, frameskip
         super().__init__(buf)
         self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
                                  self.truncations, num_envs, seed, frameskip=frameskip,
@@ -38,7 +38,9 @@ class Breakout(NativeEnv):
         if self.render_mode != 'human':
             return
         if self.window is None:
-            self.window = render.Window(WIDTH, HEIGHT, 'pufferlib: Breakout', fps=15)
+            # one agent step per frame at the game's own pace: 60 ticks per second
+            fps = max(1, round(60 / self.frameskip))
+            self.window = render.Window(WIDTH, HEIGHT, 'pufferlib: Breakout', fps=fps)
         draw(self.window, self.c.get_state(0))
 
     def close(self):
@@ -54,12 +56,12 @@ def draw(window, state):
         for i, standing in enumerate(state['bricks']):
             if standing:
                 row, col = divmod(i, COLS)
-                rl.draw_rectangle(col * BRICK_W, WALL_TOP + row * BRICK_H, BRICK_W, BRICK_H,
-                                  rl.Color(*ROW_COLORS[row], 255))
+                rl.draw_rectangle(col * BRICK_W, WALL_TOP + row * BRICK_H, BRICK_W - 1, BRICK_H - 1,
+                                  rl.Color(*ROW_COLORS[row], 255))     # 1 px of mortar
         rl.draw_rectangle(round(state['paddle_x']), PADDLE_Y, round(state['paddle_width']), PADDLE_H,
                           rl.Color(*PADDLE_COLOR, 255))
-        # The ball collides as a 32x32 box; it is drawn as a disc inside that box.
-        rl.draw_circle(round(state['ball_x'] + BALL / 2), round(state['ball_y'] + BALL / 2), 10,
+        # The ball collides as a 32x32 box; it is drawn as the disc inscribed in that box.
+        rl.draw_circle(round(state['ball_x'] + BALL / 2), round(state['ball_y'] + BALL / 2), BALL / 2,
                        rl.Color(*BALL_COLOR, 255))
         rl.draw_text(f'Score: {state["score"]}', 10, 10, 20, rl.Color(*TEXT_COLOR, 255))
         rl.draw_text(f'Balls: {state["balls_left"]}', WIDTH - 100, 10, 20, rl.Color(*TEXT_COLOR, 255))
