@@ -7,8 +7,9 @@ CartPole-v1, 8 envs, random actions generated before timing:
 with ratios against both baselines (targets: Multiprocessing >= 1.5x Sync and >= 10x Async on 2
 cores), plus the emulation layer's own cost: GymnasiumPufferEnv.step minus the raw env's step, in
 microseconds. The same vector envs over `NoOp`, an env whose step costs almost nothing, show what
-each vector layer itself costs per batch of 8. Each figure is the best of `--rounds` rounds, every backend built and closed within
-its round, so that a noisy shared machine costs as little accuracy as possible.
+each vector layer itself costs per batch of 8. Each figure is the best of `--rounds` rounds, every
+backend built and closed within its round, so that a noisy shared machine costs as little accuracy
+as possible.
 
     python benchmarks/emulation.py [--quick] [--seconds S] [--rounds R] [--env CartPole-v1]
 """
@@ -26,7 +27,7 @@ NUM_ENVS, NUM_WORKERS = 8, 2
 
 
 class NoOp(gym.Env):
-    """CartPole's spaces, a constant observation, episodes of 100 steps: the vector layers' own cost."""
+    """CartPole's spaces, a constant observation, 100-step episodes: the vector layers' own cost."""
     observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
@@ -105,7 +106,8 @@ def puffer_vector(env_id, table, seconds, backend):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--env', default='CartPole-v1')
-    parser.add_argument('--seconds', type=float, default=3.0, help='timed seconds per figure per round')
+    parser.add_argument('--seconds', type=float, default=3.0,
+                        help='timed seconds per figure per round')
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--quick', action='store_true', help='a smoke run: 0.3 s, one round')
     args = parser.parse_args()

@@ -14,6 +14,7 @@ its integer `dtype`), laid out in space order (Dict in key order) as an aligned 
 every leaf has the same dtype the row is a Box of that dtype with the leaves' own bounds; otherwise
 it is the row's raw bytes, a uint8 Box.
 """
+import contextlib
 import functools
 import inspect
 import math
@@ -149,7 +150,8 @@ def _(space, arr):
 
 
 def flatten(space, sample):
-    """One flat observation row of `sample` (the inverse of `nativize`; allocates, not for hot paths)."""
+    """One flat observation row of `sample`: the inverse of `nativize` (it allocates; the envs
+    write through writers built once instead)."""
     box, _ = emulate_observation_space(space)
     row = np.zeros(box.shape, box.dtype)
     view = row if isinstance(space, spaces.Box) else nativize(row, space)
@@ -352,6 +354,19 @@ def _make(owner, env, env_creator, env_args, env_kwargs):
     return env
 
 
+@contextlib.contextmanager
+def _closed_on_error(env):
+    """Close the wrapped env when the emulation cannot be built around it."""
+    try:
+        yield
+    except BaseException:
+        try:
+            env.close()
+        except Exception:
+            pass
+        raise
+
+
 def _env_name(env):
     spec = getattr(env, 'spec', None)
     name = getattr(spec, 'id', None)
@@ -484,23 +499,24 @@ class GymnasiumPufferEnv(_Emulated):
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
                  report_interval=128, check_space=False):
         self.env = _make('GymnasiumPufferEnv', env, env_creator, env_args, env_kwargs)
-        obs_space = getattr(self.env, 'observation_space', None)
-        act_space = getattr(self.env, 'action_space', None)
-        if not isinstance(obs_space, spaces.Space) or not isinstance(act_space, spaces.Space):
-            hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
-                    if callable(obs_space) else '')
-            raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
-                                f'observation_space/action_space{hint}')
-        self.name = _env_name(self.env)
-        self.num_agents = 1
-        self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
-        self._write, = self._writers(self.observations)
-        self._write_final, = self._writers(self.final_observations)
-        if isinstance(act_space, spaces.Discrete):
-            self._action = self.actions.item  # a Python int, the cheapest action to build
-        else:
-            read, row = self._read_action, self.actions[0]
-            self._action = lambda: read(row)
+        with _closed_on_error(self.env):
+            obs_space = getattr(self.env, 'observation_space', None)
+            act_space = getattr(self.env, 'action_space', None)
+            if not isinstance(obs_space, spaces.Space) or not isinstance(act_space, spaces.Space):
+                hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
+                        if callable(obs_space) else '')
+                raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
+                                    f'observation_space/action_space{hint}')
+            self.name = _env_name(self.env)
+            self.num_agents = 1
+            self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
+            self._write, = self._writers(self.observations)
+            self._write_final, = self._writers(self.final_observations)
+            if isinstance(act_space, spaces.Discrete):
+                self._action = self.actions.item  # a Python int, the cheapest action to build
+            else:
+                read, row = self._read_action, self.actions[0]
+                self._action = lambda: read(row)
 
     def _observe(self, write, obs, where):
         try:
@@ -587,33 +603,34 @@ class PettingZooPufferEnv(_Emulated):
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
                  report_interval=128, check_space=False):
         env = _make('PettingZooPufferEnv', env, env_creator, env_args, env_kwargs)
-        if isinstance(env, AECEnv):
-            from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
-            parallel = env.metadata.get('is_parallelizable', False)
-            env = aec_to_parallel(env) if parallel else turn_based_aec_to_parallel(env)
-        self.env = env
-        self.name = _env_name(env)
-        agents = getattr(env, 'possible_agents', None)
-        if not callable(getattr(env, 'observation_space', None)) or not agents:
-            raise APIUsageError(f'PettingZooPufferEnv: {type(env).__name__} is not a PettingZoo '
-                                'env with possible_agents (for a Gymnasium env use '
-                                'GymnasiumPufferEnv)')
-        self.possible_agents = list(agents)
-        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        first = self.possible_agents[0]
-        obs_space, act_space = env.observation_space(first), env.action_space(first)
-        for agent in self.possible_agents[1:]:
-            for kind, space, own in (('observation', obs_space, env.observation_space(agent)),
-                                     ('action', act_space, env.action_space(agent))):
-                if own != space:
-                    raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} has '
-                                        f'{kind} space {own}, but {first!r} has {space}: all '
-                                        'agents must share one space')
-        self.num_agents = len(self.possible_agents)
-        self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
-        self._write = self._writers(self.observations)
-        self._returns = np.zeros(self.num_agents, np.float64)
-        self._seen = np.zeros(self.num_agents, bool)
+        with _closed_on_error(env):
+            if isinstance(env, AECEnv):
+                from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
+                parallel = env.metadata.get('is_parallelizable', False)
+                env = aec_to_parallel(env) if parallel else turn_based_aec_to_parallel(env)
+            self.env = env
+            self.name = _env_name(env)
+            agents = getattr(env, 'possible_agents', None)
+            if not callable(getattr(env, 'observation_space', None)) or not agents:
+                raise APIUsageError(f'PettingZooPufferEnv: {type(env).__name__} is not a PettingZoo '
+                                    'env with possible_agents (for a Gymnasium env use '
+                                    'GymnasiumPufferEnv)')
+            self.possible_agents = list(agents)
+            self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+            first = self.possible_agents[0]
+            obs_space, act_space = env.observation_space(first), env.action_space(first)
+            for agent in self.possible_agents[1:]:
+                for kind, space, own in (('observation', obs_space, env.observation_space(agent)),
+                                         ('action', act_space, env.action_space(agent))):
+                    if own != space:
+                        raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} has '
+                                            f'{kind} space {own}, but {first!r} has {space}: all '
+                                            'agents must share one space')
+            self.num_agents = len(self.possible_agents)
+            self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
+            self._write = self._writers(self.observations)
+            self._returns = np.zeros(self.num_agents, np.float64)
+            self._seen = np.zeros(self.num_agents, bool)
 
     def _agent_index(self, agent):
         try:
@@ -749,7 +766,8 @@ class GymnasiumEnv(gymnasium.Env):
         self.action_space = env.single_action_space
         self.render_mode = getattr(env, 'render_mode', None)
         self.metadata = {'render_modes': [self.render_mode] if self.render_mode else []}
-        self._actions = np.zeros((1, *self.action_space.shape), pufferlib.action_dtype(self.action_space))
+        self._actions = np.zeros((1, *self.action_space.shape),
+                                 pufferlib.action_dtype(self.action_space))
         self._started = None  # the first observation of an episode the PufferEnv already began
 
     def reset(self, *, seed=None, options=None):
@@ -862,7 +880,8 @@ class PettingZooEnv(ParallelEnv):
                          'name': f'puffer_{type(env).__name__}'}
         space = self._act_space
         self._idle = np.zeros((n, *space.shape), pufferlib.action_dtype(space))
-        self._idle[:] = np.clip(0, space.low, space.high) if isinstance(space, spaces.Box) else space.start
+        self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, spaces.Box)
+                         else space.start)
         self._actions = self._idle.copy()
         self.agents = []
         self._finished = np.zeros(n, bool)

@@ -229,7 +229,8 @@ def test_parallel_env_agents_leave_when_done_and_return_on_reset():
 
 
 def test_parallel_round_trip_is_the_original_pettingzoo_env():
-    """PettingZooPufferEnv(PettingZooEnv(PettingZooPufferEnv(rps))) steps like PettingZooPufferEnv(rps)."""
+    """PettingZooPufferEnv(PettingZooEnv(PettingZooPufferEnv(rps))) steps like
+    PettingZooPufferEnv(rps)."""
     direct = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
     inner = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
     twice = E.PettingZooPufferEnv(E.PettingZooEnv(inner), seed=3)

@@ -219,7 +219,8 @@ def test_same_seed_same_trajectory_and_constructor_seed():
     (dict(env=gym.Env), 'env is the class Env, not an instance'),
     (dict(env_creator='CartPole-v1'), 'env_creator is a str, not a callable'),
     (dict(env_creator=gym.make, env_args='CartPole-v1'), 'env_args must be a tuple or list'),
-    (dict(env_creator=gym.make, env_args=('CartPole-v1',), env_kwargs=[1]), 'env_kwargs must be a dict'),
+    (dict(env_creator=gym.make, env_args=('CartPole-v1',), env_kwargs=[1]),
+     'env_kwargs must be a dict'),
     (dict(env_creator=lambda: 42), 'env_creator returned int, which is not an env'),
     (dict(env=gym.make('CartPole-v1'), env_args=(1,)), 'env_args and env_kwargs apply to env_creator'),
     (dict(env=gym.make('CartPole-v1'), report_interval=0), 'report_interval is 0'),
@@ -231,7 +232,8 @@ def test_bad_construction_is_api_usage_error(kwargs, match):
 
 def test_is_a_pufferenv_with_adopted_buffers():
     import pufferlib
-    specs = pufferlib.buffer_specs(spaces.Box(-np.inf, np.inf, (4,), np.float32), spaces.Discrete(2), 1)
+    specs = pufferlib.buffer_specs(spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                                   spaces.Discrete(2), 1)
     buf = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
     buf['final_observations'] = np.zeros((1, 4), np.float32)
     env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=buf)
@@ -588,7 +590,8 @@ def check_pz_against_reference(make, steps, seed=3):
 
 
 def test_pettingzoo_rock_paper_scissors_matches_raw_env():
-    env, ended = check_pz_against_reference(lambda: pz('classic/rps-v2'), 40)  # Discrete obs, 15-step games
+    # Discrete observations; a game is 15 moves, then truncated
+    env, ended = check_pz_against_reference(lambda: pz('classic/rps-v2'), 40)
     assert ended == 2
     assert env.single_observation_space == spaces.Box(0, 3, (1,), np.int64)
 
