@@ -257,3 +257,51 @@ def test_memory_stays_flat_over_10m_steps(name):
     assert max(rss) - rss[0] < 1 << 20, f'RSS grew by {(max(rss) - rss[0]) / 1024:.0f} KiB: {rss}'
     assert max(objects) - min(objects) < 100, objects
     assert result['max_infos'] <= 1
+
+
+# ---- docs/writing_envs.md stays accurate ----
+
+GUIDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'writing_envs.md')
+
+
+def guide_blocks():
+    """(marker, code) for every fenced block right after an HTML-comment marker in the guide."""
+    import re
+    with open(GUIDE) as f:
+        text = f.read()
+    return re.findall(r'<!-- (.+?) -->\n```\w*\n(.*?)```', text, re.S)
+
+
+def test_writing_envs_guide_matches_the_code():
+    root = os.path.dirname(GUIDE) + '/..'
+    excerpts = [(marker[len('from '):], code) for marker, code in guide_blocks() if marker.startswith('from ')]
+    assert len(excerpts) >= 8
+    for path, code in excerpts:
+        with open(os.path.join(root, path)) as f:
+            assert code in f.read(), f'docs/writing_envs.md quotes {path}, which no longer contains:\n{code}'
+
+
+def test_writing_envs_guide_python_squared_equals_the_c_env():
+    code, = [code for marker, code in guide_blocks() if marker == 'python-squared']
+    namespace = {}
+    exec(compile(code, GUIDE, 'exec'), namespace)
+    py = namespace['PySquared'](num_envs=4, size=7, report_interval=50, seed=3)
+    c = pufferlib.ocean.make('squared', num_envs=4, size=7, report_interval=50, seed=3)
+    actions = np.random.default_rng(0).integers(0, 5, (600, 4), dtype=np.int32)
+    for obs in (py.reset()[0], c.reset()[0]):
+        assert obs.shape == (4, 49)
+    np.testing.assert_array_equal(py.observations, c.observations)
+    episodes = 0
+    for step, a in enumerate(actions):
+        if step == 300:
+            py.reset(seed=9)
+            c.reset(seed=9)
+        py_out, c_out = py.step(a), c.step(a)
+        for x, y in zip(py_out[:4], c_out[:4]):
+            np.testing.assert_array_equal(x, y)
+        assert len(py_out[4]) == len(c_out[4])
+        for x, y in zip(py_out[4], c_out[4]):
+            assert x.keys() == y.keys() and x['n'] == y['n']
+            assert [x[k] for k in INFO_KEYS] == pytest.approx([y[k] for k in INFO_KEYS], rel=1e-6)
+        episodes += int(c.terminals.sum() + c.truncations.sum())
+    assert episodes > 50

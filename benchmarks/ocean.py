@@ -1,0 +1,101 @@
+"""Agent-steps/s of every Ocean env with random actions.
+
+One process at num_envs 1 / 64 / 1024, and 1024 sub-envs under pufferlib.vector.Multiprocessing
+(2 workers x 1 env object of 512 sub-envs) with its ratio to one process (target >= 1.8x). The
+random actions are generated before timing. The baseline column is the published PufferLib 3.0
+figure for the same game (one process, 1024 envs) measured on this machine kind (issue 3).
+
+    python benchmarks/ocean.py [--quick] [--seconds S] [--envs breakout,connect4]
+"""
+import argparse
+import time
+
+import numpy as np
+
+import pufferlib.ocean
+
+# Published PufferLib 3.0, one process, 1024 envs, random actions (M agent-steps/s; issue 3).
+BASELINE = {'breakout': '4.0', 'triple_triad': '8-9', 'connect4': '0.04'}
+SIZES = (1, 64, 1024)
+
+
+def random_action_table(env, batches=64, seed=0):
+    space = env.single_action_space
+    rng = np.random.default_rng(seed)
+    if hasattr(space, 'n'):
+        return rng.integers(0, space.n, (batches, env.num_agents), dtype=np.int32)
+    return rng.uniform(space.low, space.high, (batches, env.num_agents, *space.shape)).astype(space.dtype)
+
+
+def steps_per_second(env, num_agents, seconds):
+    """Agent-steps/s of env.step on pre-generated random actions, timed for about `seconds`."""
+    table = random_action_table(env)
+    env.reset(seed=0)
+    for a in table[:8]:                                  # warm-up
+        env.step(a)
+    steps, start = 0, time.perf_counter()
+    while True:
+        for a in table:
+            env.step(a)
+        steps += len(table)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return steps * num_agents / elapsed
+
+
+def one_process(name, num_envs, seconds):
+    env = pufferlib.ocean.make(name, num_envs=num_envs)
+    try:
+        return steps_per_second(env, num_envs, seconds)
+    finally:
+        env.close()
+
+
+def multiprocessing(name, seconds, workers=2, total=1024):
+    """Agent-steps/s under Multiprocessing, or None when pufferlib.vector is not available."""
+    try:
+        import pufferlib.vector
+    except ImportError:
+        return None
+    vec = pufferlib.vector.make(pufferlib.ocean.env_creator(name),
+                                env_kwargs={'num_envs': total // workers},
+                                backend=pufferlib.vector.Multiprocessing,
+                                num_envs=workers, num_workers=workers)
+    try:
+        return steps_per_second(vec, vec.num_agents, seconds)
+    finally:
+        vec.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='smoke run: 0.1 s per measurement')
+    parser.add_argument('--seconds', type=float, default=2.0, help='time per measurement')
+    parser.add_argument('--envs', default=','.join(sorted(pufferlib.ocean.ENVS)),
+                        help='comma-separated Ocean env names')
+    args = parser.parse_args()
+    seconds = 0.1 if args.quick else args.seconds
+    names = args.envs.split(',')
+    header = (f'{"env":<14}' + ''.join(f'{f"{n} env" + ("s" if n > 1 else ""):>11}' for n in SIZES)
+              + f'{"MP 2x512":>11}{"MP/1proc":>10}{"published@1024":>16}{"ours/pub":>10}')
+    print('M agent-steps/s, random actions (the machine may be shared: compare ratios in one run)')
+    print(header)
+    print('-' * len(header))
+    missing_vector = False
+    for name in names:
+        rates = [one_process(name, n, seconds) for n in SIZES]
+        mp = multiprocessing(name, seconds)
+        missing_vector |= mp is None
+        published = BASELINE.get(name)
+        low = float(published.split('-')[0]) if published else None
+        row = f'{name:<14}' + ''.join(f'{r / 1e6:>11.3f}' for r in rates)
+        row += f'{mp / 1e6:>11.3f}{mp / rates[-1]:>9.2f}x' if mp else f'{"n/a":>11}{"n/a":>10}'
+        row += f'{published or "-":>16}' + (f'{rates[-1] / 1e6 / low:>9.2f}x' if low else f'{"-":>10}')
+        print(row, flush=True)
+    print('ours/pub: ours at 1024 envs over the published figure (its low end for a range)')
+    if missing_vector:
+        print('MP columns: pufferlib.vector is not importable in this checkout')
+
+
+if __name__ == '__main__':
+    main()
