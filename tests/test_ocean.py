@@ -202,6 +202,33 @@ def test_subenvs_differ_and_are_seeded_from_seed_plus_index(name, kwargs):
     np.testing.assert_array_equal(rollout(single, actions)[0][:, 0], obs[:, 2])
 
 
+@pytest.mark.parametrize('name', NAMES)
+def test_native_equals_multiprocessing(name):
+    """One object of 8 sub-envs (Native) == 2 objects of 4 in 2 worker processes, bit for bit: object
+    k is seeded with seed + 4k, so sub-env seeds are global indices either way."""
+    import pufferlib.vector as vector
+    creator = pufferlib.ocean.env_creator(name)
+    native = vector.make(creator, env_kwargs={'num_envs': 8, 'report_interval': 16},
+                         backend=vector.Native, seed=5)
+    mp = vector.make(creator, env_kwargs={'num_envs': 4, 'report_interval': 16},
+                     backend=vector.Multiprocessing, num_envs=2, num_workers=2, seed=5)
+    try:
+        actions = random_actions(native.env, np.random.default_rng(6), 400)
+        for seed in (None, 17):
+            np.testing.assert_array_equal(native.reset(seed)[0], mp.reset(seed)[0])
+            episodes = [0, 0]
+            for a in actions:
+                ours, theirs = native.step(a), mp.step(a)
+                for x, y in zip(ours[:4], theirs[:4]):
+                    np.testing.assert_array_equal(x, y)
+                episodes[0] += sum(info['n'] for info in ours[4])
+                episodes[1] += sum(info['n'] for info in theirs[4])
+            assert episodes[0] == episodes[1]
+    finally:
+        native.close()
+        mp.close()
+
+
 # ---- episode stats ----
 
 @pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
