@@ -60,7 +60,7 @@ def env_error(index, exc, where, hint='', worker=None, envs=(), tb=None):
     name = type(exc).__name__ if isinstance(exc, BaseException) else exc[0]
     msg = str(exc) if isinstance(exc, BaseException) else exc[1]
     who = f'env {index}' if worker is None else f'worker {worker}, env {index}'
-    return EnvWorkerError(f'{who} raised {name}: {msg} {where}{hint}\n\nTraceback of the env:\n{tb}',
+    return EnvWorkerError(f'{who} raised {name}: {msg} ({where}){hint}\n\nTraceback of the env:\n{tb}',
                           worker=worker, envs=envs or (index,), remote_traceback=tb)
 
 
@@ -106,7 +106,8 @@ def set_spaces(vec, driver, agents_per_batch):
     vec.emulated = getattr(driver, 'emulated', None)
 
 
-# Call order: reset/async_reset -> recv -> send -> recv -> send ... ('new', 'pending', 'ready').
+# Call order: async_reset -> recv -> send -> recv -> send ... The states: 'new', 'reset' (after
+# async_reset), 'pending' (after send), 'ready' (after recv), 'closed'.
 def begin(vec, call):
     state = vec._state
     if state == 'closed':
@@ -117,9 +118,11 @@ def begin(vec, call):
                              envs=vec._error.envs, exitcode=vec._error.exitcode,
                              remote_traceback=vec._error.remote_traceback)
     if call == 'send' and state != 'ready':
-        raise APIUsageError('send() needs a batch: call reset() or async_reset() + recv() first'
-                            if state == 'new' else 'send() twice: call recv() before send() again')
-    if call == 'recv' and state != 'pending':
+        raise APIUsageError({
+            'new': 'send() needs a batch: call reset() or async_reset() + recv() first',
+            'reset': 'send() after async_reset(): call recv() first to get the batch',
+            'pending': 'send() twice: call recv() before send() again'}[state])
+    if call == 'recv' and state not in ('reset', 'pending'):
         raise APIUsageError('recv() before any reset: call reset() or async_reset() first'
                             if state == 'new' else 'recv() twice: call send(actions) before recv() again')
 
@@ -164,7 +167,7 @@ class Native:
             raise
         except Exception as e:
             raise fail(self, env_error(0, e, 'in reset()')) from e
-        self._state, self._steps = 'pending', 0
+        self._state, self._steps = 'reset', 0
 
     def send(self, actions):
         begin(self, 'send')
@@ -247,7 +250,7 @@ class Serial:
                 raise
             except Exception as e:
                 raise fail(self, env_error(k, e, 'in reset()')) from e
-        self._infos, self._state, self._steps = infos, 'pending', 0
+        self._infos, self._state, self._steps = infos, 'reset', 0
 
     def send(self, actions):
         begin(self, 'send')

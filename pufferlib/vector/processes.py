@@ -15,6 +15,7 @@ import faulthandler
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import threading
 import time
@@ -34,7 +35,7 @@ from pufferlib.vector import (begin, check_finite, check_infos, create_env, env_
 MAIN_BUDGET = (20.0, 0.0, 20_000.0)
 WORKER_BUDGET = (50.0, 0.0, 100_000.0)
 LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
-CLOSE_GRACE_S = 1.0           # close(): time for workers to exit before terminate(), then kill()
+CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before terminate(), then kill()
 ALIGN = 64
 
 
@@ -56,6 +57,10 @@ def _views(raw, pad, layout):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         views[name] = data[pad + offset:pad + offset + nbytes].view(dtype).reshape(shape)
     return views
+
+
+def _envs_text(lo, hi):
+    return f'env {lo}' if hi == lo + 1 else f'envs {lo}..{hi - 1}'
 
 
 def _describe_exit(code):
@@ -132,8 +137,7 @@ class Multiprocessing:
                 parent_conn, child_conn = ctx.Pipe()
                 p = ctx.Process(target=_worker_main, name=f'puffer-worker-{w}', daemon=True, args=(
                     w, lo, creators[lo:hi], args[lo:hi], kwargs[lo:hi], seed, spaces, raw, pad,
-                    layout, num_workers, child_conn, WORKER_BUDGET, die_with_parent,
-                    None if self.start_method == 'forkserver' else os.getpid()))
+                    layout, num_workers, child_conn, WORKER_BUDGET, die_with_parent, os.getpid()))
                 try:
                     p.start()
                 except (pickle.PicklingError, AttributeError, TypeError) as e:
@@ -170,7 +174,7 @@ class Multiprocessing:
             conn.send(seed)
         self._ctl.command(0, self.num_workers, _sync.RESET)
         self._worker_steps[:] = 0
-        self._next_block, self._state = 0, 'pending'
+        self._next_block, self._state = 0, 'reset'
 
     def send(self, actions):
         begin(self, 'send')
@@ -268,7 +272,7 @@ class Multiprocessing:
         p.join(1.0)
         lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
         raise fail(self, EnvWorkerError(
-            f'worker {w} (envs {lo}..{hi - 1}) died ({_describe_exit(p.exitcode)}) while {doing}; '
+            f'worker {w} ({_envs_text(lo, hi)}) died ({_describe_exit(p.exitcode)}) while {doing}; '
             'its stderr may hold a faulthandler traceback', worker=w, envs=range(lo, hi),
             exitcode=p.exitcode))
 
@@ -279,7 +283,7 @@ class Multiprocessing:
         deadline = time.monotonic() + 5.0
         while not conn.poll(0.05):
             if time.monotonic() > deadline or (p.exitcode is not None and not conn.poll(0)):
-                return EnvWorkerError(f'worker {w} (envs {lo}..{hi - 1}) failed while {doing} and '
+                return EnvWorkerError(f'worker {w} ({_envs_text(lo, hi)}) failed while {doing} and '
                                       f'exited ({_describe_exit(p.exitcode)}) without a report',
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
         report = conn.recv()
@@ -337,14 +341,13 @@ def _shutdown(processes, conns, ctl, grace):
 def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, layout, num_workers,
                  conn, budget, die_with_parent, main_pid):
     """Build this worker's envs on their rows of the shared buffers, then serve commands until
-    CLOSE, an error (reported, then the worker exits) or the death of the parent process.
-    Under forkserver the parent is the fork server (main_pid is None), which exits with main."""
+    CLOSE, an error (reported, then the worker exits) or the death of the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C belongs to the main process
     faulthandler.enable()
     if die_with_parent:
         _sync.die_with_parent()
-    parent = os.getppid()
-    if main_pid is not None and parent != main_pid:
+    main_alive = _watch(main_pid)
+    if not main_alive():
         return    # the main process died before PR_SET_PDEATHSIG took effect
     views = _views(raw, pad, layout)
     ctl = _sync.Control(views.pop('ctl'), num_workers, *budget)
@@ -353,7 +356,7 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
     while True:
         command = ctl.wait_command(w)
         if command == 0:
-            if os.getppid() != parent:
+            if not main_alive():
                 break
             continue
         if command == _sync.CLOSE:
@@ -398,6 +401,30 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
             env.close()
         except Exception:
             pass
+
+
+def _watch(main_pid):
+    """A function telling whether the main process is alive. A pidfd becomes readable when the
+    process exits; it is needed under forkserver, where the worker's parent is the fork server,
+    which outlives main as long as any worker holds its liveness pipe."""
+    parent = os.getppid()
+    try:
+        pidfd = os.pidfd_open(main_pid)
+    except (AttributeError, OSError):
+        if parent == main_pid:
+            return lambda: os.getppid() == parent
+        return lambda: _pid_exists(main_pid)
+    return lambda: not select.select([pidfd], [], [], 0)[0]
+
+
+def _pid_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _check_worker_env(env, index, obs_space, act_space, ape):
