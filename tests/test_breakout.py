@@ -652,3 +652,23 @@ def test_render_draws_the_state():
         assert not text[5:35, 200:400].any()
     finally:
         env.close()
+
+
+@pytest.mark.render
+@pytest.mark.parametrize('keys, moved', [({'KEY_RIGHT'}, 1), ({'KEY_A'}, -1), ({'KEY_LEFT', 'KEY_D'}, 0)])
+def test_play_moves_the_paddle_with_the_keys(monkeypatch, keys, moved):
+    """play() for 5 frames with keys held (raylib's key state and window-close patched): each
+    frame is one agent step of 4 ticks. LEFT with D held cancel out only if both are mapped."""
+    from pufferlib.ocean import render
+    from pufferlib.ocean.breakout import breakout as module
+    rl = render.raylib()
+    frames = iter(range(5))
+    monkeypatch.setattr(render.Window, 'should_close', lambda self: next(frames, None) is None)
+    held = {getattr(rl, name) for name in keys}
+    monkeypatch.setattr(rl, 'is_key_down', lambda key: key in held)
+    final = []
+    close = module.Breakout.close
+    monkeypatch.setattr(module.Breakout, 'close', lambda self: (final.append(state(self)), close(self)))
+    module.play()
+    assert final[0]['steps'] == 5
+    assert final[0]['paddle_x'] == pytest.approx(257 + moved * 5 * 4 * PADDLE_STEP, abs=1e-3)
