@@ -753,3 +753,30 @@ def test_bad_observation_in_serial_is_api_usage_error():
             vec.step(np.zeros(2, np.int32))
     finally:
         vec.close()
+
+
+@pytest.mark.slow
+def test_memory_is_flat_over_a_million_emulated_steps():
+    """Fault-matrix row 20c: 10^6 steps of emulated CartPole (Serial, so that all of it runs in
+    this process); its RSS, its object count and the info lists stay flat."""
+    import gc
+
+    import psutil
+    vec = pufferlib.vector.make(gym_creator('CartPole-v1'), backend='Serial', num_envs=4)
+    try:
+        vec.reset(seed=0)
+        processes = [psutil.Process()]
+        actions = np.random.default_rng(0).integers(0, 2, (1000, 4)).astype(np.int32)
+        rss, objects, most_infos = [], [], 0
+        for _ in range(10):  # 10 samples, 10^5 env steps apart
+            for _ in range(25):
+                for a in actions:
+                    most_infos = max(most_infos, len(vec.step(a)[4]))
+            gc.collect()
+            rss.append(sum(p.memory_info().rss for p in processes))
+            objects.append(len(gc.get_objects()))
+    finally:
+        vec.close()
+    assert rss[-1] - rss[2] < 5 * 2**20, [r // 2**10 for r in rss]
+    assert objects[-1] - objects[2] < 500, objects
+    assert most_infos <= 4  # at most one report per env object per step
