@@ -25,7 +25,7 @@ include "../env_binding.pxi"
 cdef class Binding(VecEnv):
     def __init__(self, observations, actions, rewards, terminals, truncations, int num_envs,
                  seed=0, int frameskip=4, bint continuous=False, float reward_scale=1.0,
-                 int max_episode_steps=0):
+                 int max_episode_steps=27000):
         self.setup(sizeof(Breakout), <env_fn>breakout_reset, <env_fn>breakout_step,
                    <env_fn>breakout_close, observations, actions, rewards, terminals, truncations,
                    num_envs, BREAKOUT_OBS, 1, 0 if continuous else 3, seed)

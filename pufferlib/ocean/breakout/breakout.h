@@ -22,8 +22,10 @@
 // - Wall rebuild: once per episode, at the end of the first tick in which the score is at least 432
 //   and the ball is clear of the brick rows (so it never appears inside a brick).
 // - Lives: `balls_left` counts the ball in play; losing the 5th ends the episode (terminal). So
-//   does reaching 864 points (both walls cleared). A ball bouncing forever without breaking bricks
-//   is cut off by the truncation after `max_episode_steps` agent steps (0: never).
+//   does reaching 864 points (both walls cleared). A ball kept bouncing forever without breaking
+//   bricks is cut off by the truncation after `max_episode_steps` agent steps (0: never). The
+//   default, 27000, is Atari's usual 108000 frames at frameskip 4; a ball-following paddle clears
+//   both walls in about 3000-6000 steps.
 // - Observation, 118 float32: paddle x/W, paddle y/H, ball x/W, ball y/H, vx/512, vy/512,
 //   balls served this episode/5, score/864, balls left/5, paddle width/62, then 108 brick flags
 //   (1 = standing) row by row from the top. Actions: 0 NOOP, 1 LEFT, 2 RIGHT (other values: NOOP);
@@ -161,8 +163,9 @@ static void breakout_reset(Breakout* env) {
     breakout_observe(env);
 }
 
-// When, as a fraction in [0, 1] of the move (dx, dy), the ball at (x, y) starts to overlap the box
-// [x0, x1) x [y0, y1); 0 if it never does in this move. *normal_y: the contact face is horizontal.
+// Whether the ball at (x, y), moving by (dx, dy), starts to overlap the box [x0, x1) x [y0, y1)
+// during the move; if so, *t_hit is when (a fraction of the move, in [0, 1]) and *normal_y says
+// whether the face met is horizontal.
 static inline int breakout_sweep(float x, float y, float dx, float dy, float x0, float y0,
                                  float x1, float y1, float* t_hit, int* normal_y) {
     // The ball's corner against the box grown by the ball's size (the Minkowski sum).
