@@ -19,17 +19,14 @@ def layer_init(layer, std=np.sqrt(2), bias=0.0):
 
 
 def restore_observations(emulated):
-    """A function mapping a flat emulated observation batch back to its structured form (a dict or
-    tuple of tensors), or None when the env is not emulated or its observations are already flat."""
-    if emulated is None:
+    """A function mapping a batch of flat emulated observations back to their native structure
+    (a dict or tuple of tensors), or None when the env is not emulated or observes a plain Box."""
+    if not emulated or isinstance(emulated['observation_space'], spaces.Box):
         return None
-    try:
-        from pufferlib.emulation import nativize
-    except ImportError:
-        return None
-    def restore(obs):
-        return nativize(obs, emulated)
-    return restore
+    from pufferlib.emulation_torch import nativize, nativize_layout
+    space = emulated['observation_space']
+    layout = nativize_layout(space)
+    return lambda obs: nativize(obs, space, layout)
 
 
 def flatten_structure(obs):

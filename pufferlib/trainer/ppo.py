@@ -89,6 +89,26 @@ def cosine_lr(cfg, epoch, total_epochs):
     return low + 0.5 * (lr - low) * (1 + math.cos(math.pi * min(epoch / total_epochs, 1.0)))
 
 
+# ---- prioritized segment replay -------------------------------------------------------------------
+def prioritized_sample(advantages, n, alpha, beta):
+    """Draw `n` of the S rows without replacement with probability p_i = w_i / sum(w), where
+    w_i = (sum_t |A_it|) ** alpha, and return (rows, importance weights (S p_i) ** -beta divided by
+    their max). alpha = 0 is uniform sampling. NaN/inf priorities count as 0; a tiny relative floor
+    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly."""
+    S = advantages.shape[0]
+    priority = torch.nan_to_num(advantages.abs().sum(dim=1).pow(alpha), nan=0.0, posinf=0.0)
+    total = priority.sum()
+    if total > 0:
+        priority = priority + total * 1e-6 / S
+        prob = priority / priority.sum()
+    else:
+        prob = torch.full_like(priority, 1.0 / S)
+    rows = torch.multinomial(prob, n, replacement=False)
+    weight = (S * prob[rows]).pow(-beta)
+    return rows, weight / weight.max()
+# -------------------------------------------------------------------------------------------------
+
+
 class Trainer:
     """Holds the vector env, the policy, the optimizers, the segment buffer and the counters."""
 
@@ -216,22 +236,9 @@ class Trainer:
                                   buf.ratio, buf.advantages, cfg['gamma'], cfg['gae_lambda'],
                                   cfg['vtrace_rho_clip'], cfg['vtrace_c_clip'])
                 if mb == 0:
-                    sums['explained_variance'] = explained_variance(
-                        buf.values[:, :H], buf.advantages + buf.values[:, :H]) * num_minibatches
-                # ---- prioritized segment replay -------------------------------------------------
-                priority = buf.advantages.abs().sum(dim=1).pow(cfg['prio_alpha'])
-                priority = torch.nan_to_num(priority, nan=0.0, posinf=0.0, neginf=0.0)
-                total = priority.sum()
-                if total > 0:
-                    # a relative floor keeps n rows drawable when fewer carry all the priority
-                    priority = priority + total * 1e-6 / S
-                    prob = priority / priority.sum()
-                else:
-                    prob = torch.full_like(priority, 1.0 / S)
-                idx = torch.multinomial(prob, n, replacement=False)
-                weight = (S * prob[idx]).pow(-beta)
-                weight = weight / weight.max()
-                # ---------------------------------------------------------------------------------
+                    explained = explained_variance(buf.values[:, :H],
+                                                   buf.advantages + buf.values[:, :H])
+                idx, weight = prioritized_sample(buf.advantages, n, cfg['prio_alpha'], beta)
                 mb_advantages = buf.advantages[idx]
                 mb_values = buf.values[idx, :H]
                 mb_returns = mb_advantages + mb_values
@@ -240,50 +247,39 @@ class Trainer:
             for j in range(self.accumulate):
                 part = slice(j * chunk, (j + 1) * chunk)
                 stats = self.minibatch_loss(idx[part], mb_adv[part], mb_values[part],
-                                            mb_returns[part], mb, j)
+                                            mb_returns[part], mb)
                 for key, value in stats.items():
-                    sums[key] += value / self.accumulate
+                    sums[key] = sums[key] + value.detach() / self.accumulate
             params = [p for opt in self.optimizers for g in opt.param_groups for p in g['params']]
             torch.nn.utils.clip_grad_norm_(params, cfg['max_grad_norm'])
             for opt in self.optimizers:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-        self.losses = {k: v / num_minibatches for k, v in sums.items()}
+        self.losses = {k: float(v) / num_minibatches for k, v in sums.items()}
+        self.losses['explained_variance'] = explained
         self.losses['learning_rate'] = lr
         self.times['learn'] += time.perf_counter() - t0
         self.epoch += 1
 
-    def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb, part):
+    def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb):
         """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
-        cfg, buf, H = self.cfg, self.buffer, self.cfg['bptt_horizon']
+        buf, H = self.buffer, self.cfg['bptt_horizon']
         state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
         logits, values = self.policy(buf.observations[idx], state)
         actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
-        logprob, entropy = logprob_entropy(logits, actions, self.action_space)
-        logratio = logprob - buf.logprobs[idx].reshape(-1)
-        ratio = logratio.exp()
-        adv = mb_adv.reshape(-1)
-        pg_loss = torch.max(-adv * ratio,
-                            -adv * ratio.clamp(1 - cfg['clip_coef'], 1 + cfg['clip_coef'])).mean()
-        old_v, ret = mb_values.reshape(-1), mb_returns.reshape(-1)
-        v_clipped = old_v + (values - old_v).clamp(-cfg['vf_clip_coef'], cfg['vf_clip_coef'])
-        v_loss = 0.5 * torch.max((values - ret) ** 2, (v_clipped - ret) ** 2).mean()
-        entropy = entropy.mean()
-        loss = pg_loss + cfg['vf_coef'] * v_loss - cfg['ent_coef'] * entropy
+        loss, ratio, stats = ppo_loss(self.cfg, self.action_space, logits, values, actions,
+                                      buf.logprobs[idx].reshape(-1), mb_adv.reshape(-1),
+                                      mb_values.reshape(-1), mb_returns.reshape(-1))
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f'non-finite loss at epoch {self.epoch} (minibatch {mb}): policy {pg_loss.item()}, '
-                f'value {v_loss.item()}, entropy {entropy.item()}; check the env for NaN/Inf '
-                'observations or rewards, or lower train.learning_rate')
+                f'non-finite loss at epoch {self.epoch} (minibatch {mb}): ' +
+                ', '.join(f'{k} {v.item():.4g}' for k, v in stats.items()) +
+                '; check the env for NaN/Inf observations or rewards, or lower train.learning_rate')
         (loss / self.accumulate).backward()
         with torch.no_grad():
             buf.ratio[idx] = ratio.detach().view(-1, H)
             buf.values[idx, :H] = values.detach().view(-1, H)
-            return {'policy_loss': pg_loss.item(), 'value_loss': v_loss.item(),
-                    'entropy': entropy.item(),
-                    'approx_kl': ((ratio - 1) - logratio).mean().item(),
-                    'clipfrac': ((ratio - 1).abs() > cfg['clip_coef']).float().mean().item(),
-                    'importance': ratio.mean().item()}
+        return stats
 
     def epoch_summary(self):
         """Close the epoch's statistics: SPS, episode means, times. Returns the log record."""
@@ -324,6 +320,26 @@ class Trainer:
         torch.set_rng_state(state['rng']['torch'])
         np.random.set_state(state['rng']['numpy'])
         random.setstate(state['rng']['python'])
+
+
+def ppo_loss(cfg, action_space, logits, values, actions, old_logprobs, adv, old_values, returns):
+    """Clipped policy loss + vf_coef * clipped value loss - ent_coef * entropy, on flat rows.
+    `adv` is already normalised and importance-weighted. Returns (loss, ratio, stats)."""
+    logprob, entropy = logprob_entropy(logits, actions, action_space)
+    logratio = logprob - old_logprobs
+    ratio = logratio.exp()
+    clip = cfg['clip_coef']
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+    v_clipped = old_values + (values - old_values).clamp(-cfg['vf_clip_coef'], cfg['vf_clip_coef'])
+    v_loss = 0.5 * torch.max((values - returns) ** 2, (v_clipped - returns) ** 2).mean()
+    entropy = entropy.mean()
+    loss = pg_loss + cfg['vf_coef'] * v_loss - cfg['ent_coef'] * entropy
+    with torch.no_grad():
+        stats = {'policy_loss': pg_loss, 'value_loss': v_loss, 'entropy': entropy,
+                 'approx_kl': ((ratio - 1) - logratio).mean(),
+                 'clipfrac': ((ratio - 1).abs() > clip).float().mean(),
+                 'importance': ratio.mean()}
+    return loss, ratio, stats
 
 
 def explained_variance(y_pred, y_true):
@@ -384,23 +400,29 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, log_ext
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
     a final checkpoint; the vector env is closed however the loop ends. Returns the Trainer."""
     cfg = config['train']
-    trainer = Trainer(cfg, vecenv, policy)
-    if resume is not None:
-        payload = load_checkpoint(resume)
-        if payload.get('env_name') != env_name:
-            raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
-                                  f'run, not {env_name!r}')
-        load_model(policy, payload, payload['path'])
-        trainer.load_state_dict(payload['trainer'], payload['path'])
-        run_dir = Path(payload['path']).parent
-    else:
-        run_id = f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
-        run_dir = Path(cfg['data_dir']) / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / 'config.json', 'w') as f:
-            json.dump(config, f, indent=2)
-    trainer.run_dir = run_dir
-    loggers = make_loggers(cfg, config, run_dir)
+    try:
+        trainer = Trainer(cfg, vecenv, policy)
+        if resume is not None:
+            payload = load_checkpoint(resume)
+            if payload.get('env_name') != env_name:
+                raise CheckpointError(f"{payload['path']} was saved by a "
+                                      f"{payload.get('env_name')!r} run, not {env_name!r}")
+            load_model(policy, payload, payload['path'])
+            trainer.load_state_dict(payload['trainer'], payload['path'])
+            run_dir = Path(payload['path']).parent
+        else:
+            run_id = f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
+            run_dir = Path(cfg['data_dir']) / run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with open(run_dir / 'config.json', 'w') as f:
+                json.dump(config, f, indent=2)
+        trainer.run_dir = run_dir
+        loggers = make_loggers(cfg, config, run_dir)
+    except BaseException:
+        vecenv.close()
+        if dashboard is not None:
+            dashboard.close(None)
+        raise
 
     def checkpoint():
         payload = {'env_name': env_name, 'config': config, 'model': policy.state_dict(),
