@@ -193,8 +193,8 @@ def _(space, view, path):
     expected = f'a {dtype} array of shape {shape} ({space})'
 
     def write(x):
-        try:
-            ok = x.shape == shape and x.dtype == dtype
+        try:  # `is` first: NumPy reuses one dtype object per builtin type, and == is slower
+            ok = x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
         except AttributeError:
             ok = False
         if not ok:
