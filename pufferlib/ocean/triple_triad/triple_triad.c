@@ -1,7 +1,8 @@
 // gcc -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -I pufferlib/ocean pufferlib/ocean/triple_triad/triple_triad.c -o /tmp/triple_triad && /tmp/triple_triad fuzz
 // Without an argument (build with -O3 instead): steps 1024 sub-envs with random actions and prints
 // agent-steps/s. With `fuzz`: reset + 10^4 steps of random int32 actions (out-of-range included) +
-// close, for the sanitizers; prints the episodes finished.
+// close, for the sanitizers, checking after every step that the incrementally updated observation
+// equals a full rewrite; prints the episodes finished.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,16 @@ static int fuzz(void) {
             r.actions[i] = (bits & 1) ? rng_int(&rng, TT_NUM_ACTIONS) : (int)(int32_t)rng_next(&rng);
         }
         for (int i = 0; i < r.n; i++) triple_triad_step(&r.envs[i]);
+        for (int i = 0; i < r.n; i++) {
+            float* row = r.observations + (size_t)i * TT_OBS_SIZE;
+            float written[TT_OBS_SIZE];
+            memcpy(written, row, sizeof(written));
+            triple_triad_observe(&r.envs[i]);
+            if (memcmp(written, row, sizeof(written)) != 0) {
+                printf("step %d, sub-env %d: the observation differs from a full rewrite\n", t, i);
+                return 1;
+            }
+        }
         for (int j = 0; j < r.n * TT_OBS_SIZE; j++) {
             if (!(r.observations[j] >= -1.0f && r.observations[j] <= 1.0f)) {
                 printf("observation %d out of [-1, 1]: %f\n", j, r.observations[j]);
