@@ -254,8 +254,12 @@ def _(space, view, path):
 @functools.singledispatch
 def _action_leaf(space, off):
     """(reader of the leaf at flat offset `off`, its flat size, 'discrete' or 'box')."""
-    raise APIUsageError(f'action space {space!r} is not supported: use Discrete, MultiDiscrete, '
-                        'MultiBinary, Box, or Tuple/Dict of discrete spaces or of Boxes of one dtype')
+    raise _unsupported_action(space)
+
+
+def _unsupported_action(space):
+    return APIUsageError(f'action space {space!r} is not supported: use Discrete, MultiDiscrete, '
+                         'MultiBinary, Box, or Tuple/Dict of discrete spaces or of Boxes of one dtype')
 
 
 @_action_leaf.register(spaces.Discrete)
@@ -294,18 +298,36 @@ def _(space, off):
     return (lambda row: tuple(r(row) for r in readers)), off - start, kinds.pop()
 
 
+@functools.singledispatch
 def emulate_action_space(space):
     """(flat space, reader): the action space a PufferEnv exposes and a function that turns one row
     of its action buffer into an action of `space`."""
-    if isinstance(space, spaces.Discrete):
-        return space, int
-    if isinstance(space, spaces.MultiDiscrete):
-        return space, lambda row: row.astype(space.dtype)
-    if isinstance(space, spaces.Box):
-        return space, lambda row: row.copy()
-    if isinstance(space, spaces.MultiBinary):
-        return (spaces.MultiDiscrete(np.full(space.shape, 2)),
-                lambda row: row.astype(space.dtype))
+    raise _unsupported_action(space)
+
+
+@emulate_action_space.register(spaces.Discrete)
+def _(space):
+    return space, int
+
+
+@emulate_action_space.register(spaces.MultiDiscrete)
+def _(space):
+    return space, lambda row: row.astype(space.dtype)
+
+
+@emulate_action_space.register(spaces.Box)
+def _(space):
+    return space, lambda row: row.copy()
+
+
+@emulate_action_space.register(spaces.MultiBinary)
+def _(space):
+    return spaces.MultiDiscrete(np.full(space.shape, 2)), lambda row: row.astype(space.dtype)
+
+
+@emulate_action_space.register(spaces.Tuple)
+@emulate_action_space.register(spaces.Dict)
+def _(space):
     reader, _, kind = _action_leaf(space, 0)
     leaves = _leaves(space)
     lows, highs = zip(*[_bounds(leaf) for leaf in leaves])
