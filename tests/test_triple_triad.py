@@ -591,3 +591,41 @@ def test_render_draws_the_state():
     top = img[y + 8:y + 36, x + w // 2 - 12:x + w // 2 + 12]
     assert (top == tt.TEXT_COLOR).all(axis=-1).any()
     env.close()
+
+
+@pytest.mark.render
+def test_play_maps_keys_and_clicks_to_actions(monkeypatch):
+    """Human play, with raylib's input functions replaced by a script of frames: key 3 selects
+    card 2, a click on the centre cell places it there (action 5 + 4), then the window closes."""
+    import types
+    from pufferlib.ocean.render import Window, raylib
+    from pufferlib.ocean.triple_triad import triple_triad as tt
+    rl = raylib()
+    x, y, w, h = tt.cell_rect(4)
+    script = iter([('key', rl.KEY_ONE + 2), ('nothing',), ('click', (x + w // 2, y + h // 2)),
+                   ('click', (5, 5)), ('close',)])
+    frame = {}
+
+    def should_close(self):
+        frame['event'] = next(script)
+        return frame['event'][0] == 'close'
+
+    monkeypatch.setattr(Window, 'should_close', should_close)
+    monkeypatch.setattr(rl, 'is_key_pressed', lambda key: frame['event'] == ('key', key))
+    monkeypatch.setattr(rl, 'is_mouse_button_pressed', lambda button: frame['event'][0] == 'click')
+    monkeypatch.setattr(rl, 'get_mouse_position',
+                        lambda: types.SimpleNamespace(x=frame['event'][1][0], y=frame['event'][1][1]))
+    actions, states = [], []
+    original_step = tt.TripleTriad.step
+
+    def recording_step(self, a):
+        actions.append(int(a[0]))
+        out = original_step(self, a)
+        states.append(self.c.get_state(0))
+        return out
+
+    monkeypatch.setattr(tt.TripleTriad, 'step', recording_step)
+    pufferlib.ocean.play('triple_triad', seed=1)
+    assert actions == [2, 9]                          # the click outside the board did nothing
+    assert states[0]['selected'][0] == 2
+    assert states[1]['card'][4] == 2 and states[1]['location'][2] == 5   # (the bot may flip it)
