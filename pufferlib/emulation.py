@@ -154,8 +154,7 @@ def flatten(space, sample):
     write through writers built once instead)."""
     box, _ = emulate_observation_space(space)
     row = np.zeros(box.shape, box.dtype)
-    view = row if isinstance(space, spaces.Box) else nativize(row, space)
-    observation_writer(space, view)(sample)
+    observation_writer(space, nativize(row, space))(sample)
     return row
 
 
@@ -174,21 +173,17 @@ def _mismatch(path, got, expected):
     return APIUsageError(f'observation{path} is {_describe(got)}, expected {expected}')
 
 
-def observation_writer(space, view, path=''):
-    """A function that writes one sample of `space` into `view` (as returned by `nativize` on one
-    row) after checking its type, shape and dtype."""
-    return _writer(space, view, path)
-
-
 @functools.singledispatch
-def _writer(space, view, path):
+def observation_writer(space, view, path=''):
+    """A function that writes one sample of `space` into `view` (the row itself for a Box, else
+    `nativize` of the row) after checking its type, shape and dtype."""
     raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation')
 
 
-@_writer.register(spaces.Box)
-@_writer.register(spaces.MultiDiscrete)
-@_writer.register(spaces.MultiBinary)
-def _(space, view, path):
+@observation_writer.register(spaces.Box)
+@observation_writer.register(spaces.MultiDiscrete)
+@observation_writer.register(spaces.MultiBinary)
+def _(space, view, path=''):
     shape, dtype = space.shape, np.dtype(space.dtype)
     expected = f'a {dtype} array of shape {shape} ({space})'
 
@@ -203,8 +198,8 @@ def _(space, view, path):
     return write
 
 
-@_writer.register(spaces.Discrete)
-def _(space, view, path):
+@observation_writer.register(spaces.Discrete)
+def _(space, view, path=''):
     expected = f'an integer ({space})'
 
     def write(x):
@@ -218,9 +213,9 @@ def _(space, view, path):
     return write
 
 
-@_writer.register(spaces.Tuple)
-def _(space, view, path):
-    writers = [_writer(s, view[i], f'{path}[{i}]') for i, s in enumerate(space.spaces)]
+@observation_writer.register(spaces.Tuple)
+def _(space, view, path=''):
+    writers = [observation_writer(s, view[i], f'{path}[{i}]') for i, s in enumerate(space.spaces)]
     n = len(writers)
 
     def write(x):
@@ -231,10 +226,10 @@ def _(space, view, path):
     return write
 
 
-@_writer.register(spaces.Dict)
-def _(space, view, path):
+@observation_writer.register(spaces.Dict)
+def _(space, view, path=''):
     keys = list(space.spaces)
-    writers = [_writer(s, view[k], f'{path}[{k!r}]') for k, s in space.spaces.items()]
+    writers = [observation_writer(s, view[k], f'{path}[{k!r}]') for k, s in space.spaces.items()]
 
     def write(x):
         try:
@@ -457,8 +452,6 @@ class _Emulated(PufferEnv):
 
     def _writers(self, rows):
         space = self._native_obs_space
-        if isinstance(space, spaces.Box):
-            return [observation_writer(space, row) for row in rows]
         return [observation_writer(space, nativize(row, space)) for row in rows]
 
     def _seed_arg(self, seed):
