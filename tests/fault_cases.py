@@ -107,6 +107,18 @@ def sigkill(opts):
 
 
 @case
+def sigkill_idle(opts):
+    """Row 3, variant: a worker is SIGKILLed while idle; the next reset() reports it."""
+    vec = make(opts)
+    vec.reset()
+    victim = vec.processes[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(2)
+    error, elapsed = attempt(vec.reset)
+    report(**describe(error, elapsed), **after_failure(vec))
+
+
+@case
 def segv_python(opts):
     """Row 4: a Python env sends itself SIGSEGV at its 5th step."""
     vec = make(opts, 'segv', at_step=5, env_idx=1)

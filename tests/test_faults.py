@@ -139,6 +139,15 @@ def test_worker_sigkilled(start):
     assert elapsed < 5
 
 
+def test_idle_worker_sigkilled_then_reset():
+    """Row 3, variant: the death of an idle worker surfaces from reset(), not as a broken pipe."""
+    r, rc, _, elapsed = run_case('sigkill_idle')
+    assert rc == 0 and r['error'] == 'EnvWorkerError'
+    assert re.match(r'worker 1 \(env 1\) died \(exitcode -9, SIGKILL\)', r['message']), r['message']
+    assert_closed_cleanly(r)
+    assert elapsed < 5
+
+
 def test_python_env_segfaults():
     """Row 4, a Python env killed by SIGSEGV: faulthandler's traceback reaches stderr."""
     r, rc, err, elapsed = run_case('segv_python')

@@ -32,8 +32,8 @@ from pufferlib.vector import (begin, check_finite, check_infos, create_env, env_
                               set_spaces, step)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
-MAIN_BUDGET = (20.0, 0.0, 20_000.0)
-WORKER_BUDGET = (50.0, 0.0, 100_000.0)
+MAIN_BUDGET = (0.0, 100.0, 20_000.0)
+WORKER_BUDGET = (0.0, 500.0, 100_000.0)
 LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
 CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before terminate(), then kill()
 ALIGN = 64
@@ -111,18 +111,18 @@ class Multiprocessing:
         self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
         wpb, apb = self.workers_per_batch, self.agents_per_batch
         self._num_blocks = num_workers // wpb
-        self._next_block, self._batch = 0, (0, wpb)
-        if self.zero_copy:
-            names = ('observations', 'rewards', 'terminals', 'truncations', 'actions', 'masks')
-            self._blocks = [{name: views[name][b * apb:(b + 1) * apb] for name in names}
-                            for b in range(self._num_blocks)]
-            for b, block in enumerate(self._blocks):
-                block['agent_ids'] = self.agent_ids[b * apb:(b + 1) * apb]
+        self._next_block, self._block, self._batch = 0, 0, (0, wpb)
+        if self.zero_copy:    # what recv returns for each aligned block of workers: views
+            rows = [slice(b * apb, (b + 1) * apb) for b in range(self._num_blocks)]
+            self._block_results = [tuple(views[name][r] for name in ('observations', 'rewards',
+                                   'terminals', 'truncations')) + (self.agent_ids[r], views['masks'][r])
+                                   for r in rows]
+            self._block_actions = [views['actions'][r] for r in rows]
         else:
             self._gathered = {name: np.zeros((wpb, *arr.shape[1:]), arr.dtype)
                               for name, arr in self._by_worker.items() if name != 'actions'}
             self._order = np.zeros(num_workers, np.int64)
-        self._action_template = views['actions'][:apb]
+        self._action_template = views['actions'][:apb]    # the shape and dtype send() expects
         self._worker_steps = np.zeros(num_workers, np.int64)
         self._next_liveness = 0.0
 
@@ -170,8 +170,14 @@ class Multiprocessing:
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
         self._drain()
-        for conn in self._conns:
-            conn.send(seed)
+        self._check_alive('resetting')
+        for conn, p in zip(self._conns, self.processes):
+            try:
+                conn.send(seed)
+            except OSError:    # the worker died just now: report it as such
+                connection.wait([p.sentinel], 1.0)
+                self._check_alive('resetting')
+                raise
         self._ctl.command(0, self.num_workers, _sync.RESET)
         self._worker_steps[:] = 0
         self._next_block, self._state = 0, 'reset'
@@ -183,7 +189,7 @@ class Multiprocessing:
             check_action_values(actions, self.single_action_space)
         if self.zero_copy:
             lo, hi = self._batch
-            target = self._blocks[lo // self.workers_per_batch]['actions']
+            target = self._block_actions[self._block]
             if actions is not target:
                 np.copyto(target, actions, casting='same_kind')
             self._ctl.command(lo, hi, _sync.STEP)
@@ -203,14 +209,11 @@ class Multiprocessing:
         deadline = None if timeout is None else time.monotonic() + timeout
         wpb = self.workers_per_batch
         if self.zero_copy:
-            b = self._wait(wpb, self._next_block, False, deadline, 'stepping')
+            b = self._block = self._wait(wpb, self._next_block, False, deadline, 'stepping')
             lo, hi = self._batch = (b * wpb, (b + 1) * wpb)
             self._next_block = (b + 1) % self._num_blocks
             infos = self._collect_infos(range(lo, hi)) if self._ctl.count(lo, hi, _sync.INFO) else []
-            out = self._blocks[b]
-            obs, rewards, terminals, truncations, ids, masks = (
-                out['observations'], out['rewards'], out['terminals'], out['truncations'],
-                out['agent_ids'], out['masks'])
+            obs, rewards, terminals, truncations, ids, masks = self._block_results[b]
         else:
             self._wait(wpb, 0, True, deadline, 'stepping')
             self._ctl.first_ready(self._order)

@@ -1,0 +1,181 @@
+"""What the vector layer costs, against baselines measured in the same run.
+
+(a) microseconds per send+recv round trip with an env whose step costs ~nothing: Native, Serial,
+    Multiprocessing with 2 workers (sync), and 2 workers async (4 envs, batch = half);
+(b) agent-steps/s of a NumPy env whose step dominates (Match(work=...)): Multiprocessing with 2
+    workers vs Native in one process (target ratio >= 1.8 on 2 cores);
+(c) Gymnasium SyncVectorEnv and AsyncVectorEnv(shared_memory=True) over 8 MatchGym envs vs our
+    Multiprocessing over 8 Match(num_envs=1) objects with 2 workers, the same work per step.
+
+Configurations are measured in interleaved rounds and the medians reported, so that a noisy
+(shared) machine slows every configuration alike; ratios are medians of per-round ratios.
+
+    python benchmarks/vector_overhead.py [--quick] [--main-budget SPIN,YIELD,BLOCK] [--worker-budget ...]
+"""
+import argparse
+import statistics
+import time
+
+import gymnasium
+import numpy as np
+
+import pufferlib
+import pufferlib.vector as pv
+from pufferlib.examples import Match, MatchGym
+from pufferlib.vector import processes
+
+
+class Noop(pufferlib.PufferEnv):
+    """A step that costs ~nothing: the buffers are returned as they are."""
+
+    def __init__(self, num_envs=1, buf=None, seed=0):
+        self.single_observation_space = gymnasium.spaces.Box(0, 1, (4,), np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(2)
+        self.num_agents = num_envs
+        super().__init__(buf)
+
+    def reset(self, seed=None):
+        return self.observations, []
+
+    def step(self, actions):
+        return self.observations, self.rewards, self.terminals, self.truncations, []
+
+
+def round_trips(vec, seconds):
+    """(round trips, seconds) of send+recv with constant actions."""
+    vec.async_reset(0)
+    vec.recv()
+    actions = np.zeros(vec.agents_per_batch, vec.single_action_space.dtype)
+    for _ in range(100):
+        vec.send(actions)
+        vec.recv()
+    n, start = 0, time.perf_counter()
+    while True:
+        for _ in range(50):
+            vec.send(actions)
+            vec.recv()
+        n += 50
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n, elapsed
+
+
+def gym_steps(envs, seconds):
+    envs.reset(seed=0)
+    actions = np.zeros(envs.num_envs, np.int64)
+    for _ in range(20):
+        envs.step(actions)
+    n, start = 0, time.perf_counter()
+    while True:
+        for _ in range(20):
+            envs.step(actions)
+        n += 20
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n, elapsed
+
+
+def measure(configs, rounds, seconds):
+    """{name: [value per round]} with value = (trips or steps) per second x scale, interleaved."""
+    made = {name: make() for name, (make, _, _) in configs.items()}
+    results = {name: [] for name in configs}
+    try:
+        for _ in range(rounds):
+            for name, (_, run, scale) in configs.items():
+                n, elapsed = run(made[name], seconds)
+                results[name].append(n * scale / elapsed)
+    finally:
+        for env in made.values():
+            env.close()
+    return results
+
+
+def ratio(results, a, b):
+    return statistics.median(x / y for x, y in zip(results[a], results[b]))
+
+
+def part_a(rounds, seconds):
+    print('\n(a) round trip send+recv, env step ~free (us; median of rounds, lower is better)')
+    configs = {
+        'Native (1 env object)': (lambda: pv.make(Noop, backend='Native'), round_trips, 1),
+        'Serial (2 env objects)': (lambda: pv.make(Noop, backend='Serial', num_envs=2), round_trips, 1),
+        'Multiprocessing 2 workers sync': (lambda: pv.make(
+            Noop, backend='Multiprocessing', num_envs=2, num_workers=2), round_trips, 1),
+        'Multiprocessing 2 workers async (4 envs, batch 2)': (lambda: pv.make(
+            Noop, backend='Multiprocessing', num_envs=4, num_workers=2, batch_size=2), round_trips, 1),
+        'Multiprocessing 4 workers sync (overwork, 2 per core)': (lambda: pv.make(
+            Noop, backend='Multiprocessing', num_envs=4, num_workers=4, overwork=True), round_trips, 1),
+    }
+    results = measure(configs, rounds, seconds)
+    for name, per_second in results.items():
+        us = [1e6 / x for x in per_second]
+        print(f'  {name:52s} {statistics.median(us):8.1f} us   (best {min(us):.1f})')
+
+
+def part_b(rounds, seconds, sub_envs, work):
+    print(f'\n(b) step-dominated NumPy env: Match(work={work}), {2 * sub_envs} sub-envs in all '
+          '(agent-steps/s)')
+    configs = {
+        'Native, one process': (lambda: pv.make(
+            Match, env_kwargs=dict(num_envs=2 * sub_envs, work=work), backend='Native'), round_trips,
+            2 * sub_envs),
+        'Multiprocessing, 2 workers': (lambda: pv.make(
+            Match, env_kwargs=dict(num_envs=sub_envs, work=work), backend='Multiprocessing',
+            num_envs=2, num_workers=2), round_trips, 2 * sub_envs),
+    }
+    results = measure(configs, rounds, seconds)
+    for name, sps in results.items():
+        print(f'  {name:52s} {statistics.median(sps):12,.0f}')
+    print(f'  ratio Multiprocessing / Native: {ratio(results, "Multiprocessing, 2 workers", "Native, one process"):.2f}x'
+          '  (target >= 1.8x on 2 idle cores)')
+
+
+def part_c(rounds, seconds, work):
+    print(f'\n(c) 8 envs, work={work} per step: Gymnasium vector envs vs ours (agent-steps/s)')
+    gym_make = [lambda: MatchGym(work=work)] * 8
+    configs = {
+        'gymnasium SyncVectorEnv (8 MatchGym)': (
+            lambda: gymnasium.vector.SyncVectorEnv(gym_make), gym_steps, 8),
+        'gymnasium AsyncVectorEnv shared_memory (8 MatchGym)': (
+            lambda: gymnasium.vector.AsyncVectorEnv(gym_make, shared_memory=True), gym_steps, 8),
+        'pufferlib Serial (8 Match(num_envs=1))': (lambda: pv.make(
+            Match, env_kwargs=dict(num_envs=1, work=work), backend='Serial', num_envs=8),
+            round_trips, 8),
+        'pufferlib Multiprocessing 2 workers (8 Match(num_envs=1))': (lambda: pv.make(
+            Match, env_kwargs=dict(num_envs=1, work=work), backend='Multiprocessing', num_envs=8,
+            num_workers=2), round_trips, 8),
+    }
+    results = measure(configs, rounds, seconds)
+    for name, sps in results.items():
+        print(f'  {name:60s} {statistics.median(sps):10,.0f}')
+    ours = 'pufferlib Multiprocessing 2 workers (8 Match(num_envs=1))'
+    for base in list(configs)[:2]:
+        print(f'  ratio ours / {base.split(" (")[0]}: {ratio(results, ours, base):.2f}x')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='a smoke run (short, one round)')
+    parser.add_argument('--main-budget', help='SPIN,YIELD,BLOCK microseconds for the main process')
+    parser.add_argument('--worker-budget', help='SPIN,YIELD,BLOCK microseconds for the workers')
+    parser.add_argument('--parts', default='abc')
+    args = parser.parse_args()
+    if args.main_budget:
+        processes.MAIN_BUDGET = tuple(map(float, args.main_budget.split(',')))
+    if args.worker_budget:
+        processes.WORKER_BUDGET = tuple(map(float, args.worker_budget.split(',')))
+    rounds, seconds = (1, 0.2) if args.quick else (5, 1.0)
+    import os
+    print(f'cores: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}, '
+          f'wait budgets (spin, yield, block us): main {processes.MAIN_BUDGET}, '
+          f'workers {processes.WORKER_BUDGET}')
+    if 'a' in args.parts:
+        part_a(rounds, seconds)
+    if 'b' in args.parts:
+        part_b(rounds, seconds, sub_envs=256, work=4 if args.quick else 20)
+    if 'c' in args.parts:
+        part_c(rounds, seconds, work=0)
+
+
+if __name__ == '__main__':
+    main()
