@@ -48,23 +48,23 @@ def env_creator(name):
                         'pettingzoo.butterfly.pistonball_v6')
 
 
+BACKENDS = {'native': 'Native', 'serial': 'Serial', 'multiprocessing': 'Multiprocessing'}
+
+
 def make_vecenv(name, config, **env_overrides):
     """The vector env for `name` as the config's [env] and [vec] sections describe it."""
+    import pufferlib.vector
     creator, kind = env_creator(name)
     vec = dict(config['vec'])
     env_kwargs = {**config['env'], **env_overrides}
-    seed = config['train']['seed']
-    backend = vec.pop('backend')
+    backend = str(vec.pop('backend')).lower()
     if backend == 'auto':
         backend = 'native' if kind in ('ocean', 'match') and vec['num_envs'] == 1 else 'serial'
-    if str(backend).lower() == 'native':
-        if vec['num_envs'] != 1:
-            raise APIUsageError(f"vec.backend native steps one env object, but vec.num_envs is "
-                                f"{vec['num_envs']}: set [env] num_envs for more sub-envs")
-        return creator(**env_kwargs, seed=seed)
-    import pufferlib.vector
+    if backend not in BACKENDS:
+        raise APIUsageError(f"vec.backend is {backend!r}: use auto, {', '.join(BACKENDS)}")
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
-    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend, seed=seed, **kwargs)
+    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=BACKENDS[backend],
+                                 seed=config['train']['seed'], **kwargs)
 
 
 def load(name, overrides):
@@ -204,7 +204,7 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
             actions = (actions.reshape(-1, *space.shape) + np.asarray(space.start)).astype(np.int32)
         vecenv.send(actions)
         if render:
-            vecenv.render()
+            getattr(vecenv, 'env', vecenv).render()
             from pufferlib.ocean.render import raylib
             if raylib().window_should_close():
                 break

@@ -1,0 +1,119 @@
+"""`puffer train|eval|bench` smoke runs: each Ocean game trains for a few seconds as a subprocess,
+writes a checkpoint, resumes from it, and `eval` loads it headless; Ctrl-C saves and exits."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pufferlib.trainer import cli, ppo
+
+SMALL = ['--train.batch_size', '512', '--train.minibatch_size', '256', '--train.bptt_horizon', '16',
+         '--train.torch_threads', '1', '--train.checkpoint_interval', '2']
+ENV = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+
+
+def puffer(*args, timeout=120, module=False):
+    command = [sys.executable, '-m', 'pufferlib.trainer'] if module else [
+        str(Path(sys.executable).with_name('puffer'))]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV, start_new_session=True)
+
+
+def only_run(data_dir):
+    runs = list(Path(data_dir).iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize('game', ['squared', 'breakout', 'connect4', 'triple_triad'])
+def test_train_resume_eval(game, tmp_path, capsys):
+    # train as a subprocess (plain progress lines: stdout is a pipe)
+    result = puffer('train', game, '--env.num_envs', '16', '--train.total_timesteps', '1024',
+                    '--train.data_dir', tmp_path, *SMALL, module=(game == 'squared'))
+    assert result.returncode == 0, result.stderr
+    assert 'epoch 2 |' in result.stdout and 'done:' in result.stdout
+    run = only_run(tmp_path)
+    assert (run / 'checkpoint_000002.pt').exists()
+    first = [json.loads(line) for line in open(run / 'log.jsonl')]
+    assert first[-1]['epoch'] == 2 and 'losses/policy_loss' in first[-1]
+    if game == 'squared':  # the whole chain through the console script
+        result = puffer('train', game, '--resume', run, '--train.total_timesteps', '2048')
+        assert result.returncode == 0, result.stderr
+        assert 'epoch 4 |' in result.stdout
+        result = puffer('eval', game, '--checkpoint', run, '--headless', '--episodes', '4')
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+    else:  # resume and eval in-process: the subprocess start-up is the slow part
+        assert cli.main(['train', game, '--resume', str(run), '--train.total_timesteps', '2048']) == 0
+        capsys.readouterr()
+        assert cli.main(['eval', game, '--checkpoint', str(run), '--headless', '--episodes', '4']) == 0
+        out = capsys.readouterr().out
+    lines = [json.loads(line) for line in open(run / 'log.jsonl')]
+    assert [r['epoch'] for r in lines] == [1, 2, 3, 4]  # the step count continues
+    assert lines[2]['agent_steps'] > first[-1]['agent_steps']
+    assert ppo.load_checkpoint(run)['trainer']['epoch'] == 4
+    assert 'checkpoint_000004.pt' in out and 'episodes:' in out
+
+
+def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does) with Multiprocessing
+    workers: one checkpoint, exit code 130, no process left behind."""
+    command = [str(Path(sys.executable).with_name('puffer')), 'train', 'squared',
+               '--vec.backend', 'multiprocessing', '--vec.num_envs', '2', '--vec.num_workers', '2',
+               '--env.num_envs', '8', '--train.total_timesteps', '100000000',
+               '--train.data_dir', str(tmp_path), *SMALL]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith('epoch'):
+                break
+        else:
+            pytest.fail('no progress line within 60 s')
+        import psutil
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert 'interrupted: saved' in out
+    assert err.count('KeyboardInterrupt') == 0, err
+    run = only_run(tmp_path)
+    payload = ppo.load_checkpoint(run)
+    assert payload['trainer']['global_step'] > 0
+    time.sleep(0.5)
+    assert not [c for c in children if c.is_running() and c.status() != 'zombie']
+
+
+def test_bench_prints_env_and_trainer_sps(capsys):
+    assert cli.main(['bench', 'squared', '--seconds', '0.5', '--env.num_envs', '16', *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert 'squared: env' in out and 'agent-steps/s' in out and 'squared: trainer' in out
+
+
+def test_play_and_env_bench_do_not_import_torch():
+    code = ('import sys; from pufferlib.trainer import cli; '
+            'cli.bench_env(cli.make_vecenv("squared", cli.load("squared", [])), 0.2); '
+            'assert "torch" not in sys.modules, "torch imported"; print("ok")')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and 'ok' in result.stdout, result.stderr
+
+
+def test_usage_errors_are_clear(capsys):
+    assert cli.main(['train', 'nosuchgame']) == 2
+    assert 'unknown env' in capsys.readouterr().err
+    assert cli.main(['train', 'squared', '--train.learnig_rate', '1']) == 2
+    assert 'did you mean --train.learning_rate' in capsys.readouterr().err
+    assert cli.main(['eval', 'squared', '--checkpoint', '/nonexistent/run']) == 2
+    assert 'does not exist' in capsys.readouterr().err
