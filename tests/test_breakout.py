@@ -655,20 +655,27 @@ def test_render_draws_the_state():
 
 
 @pytest.mark.render
-@pytest.mark.parametrize('keys, moved', [({'KEY_RIGHT'}, 1), ({'KEY_A'}, -1), ({'KEY_LEFT', 'KEY_D'}, 0)])
-def test_play_moves_the_paddle_with_the_keys(monkeypatch, keys, moved):
-    """play() for 5 frames with keys held (raylib's key state and window-close patched): each
-    frame is one agent step of 4 ticks. LEFT with D held cancel out only if both are mapped."""
+def test_play_moves_the_paddle_with_the_keys(monkeypatch):
+    """play() with raylib's key state and window-close patched: one frame per agent step (4 ticks),
+    the keys held changing from frame to frame; LEFT/A move left, RIGHT/D right, both: no move."""
     from pufferlib.ocean import render
     from pufferlib.ocean.breakout import breakout as module
     rl = render.raylib()
-    frames = iter(range(5))
-    monkeypatch.setattr(render.Window, 'should_close', lambda self: next(frames, None) is None)
-    held = {getattr(rl, name) for name in keys}
-    monkeypatch.setattr(rl, 'is_key_down', lambda key: key in held)
-    final = []
-    close = module.Breakout.close
-    monkeypatch.setattr(module.Breakout, 'close', lambda self: (final.append(state(self)), close(self)))
+    held = [{'KEY_RIGHT'}, {'KEY_D'}, {'KEY_LEFT'}, {'KEY_A'}, {'KEY_LEFT', 'KEY_D'},
+            {'KEY_A', 'KEY_RIGHT'}, set()]
+    moves = [1, 1, -1, -1, 0, 0, 0]
+    frame = [-1]
+
+    def should_close(window):
+        frame[0] += 1
+        return frame[0] == len(held)
+
+    monkeypatch.setattr(render.Window, 'should_close', should_close)
+    monkeypatch.setattr(rl, 'is_key_down', lambda key: key in {getattr(rl, k) for k in held[frame[0]]})
+    drawn = []
+    draw = module.Breakout.render
+    monkeypatch.setattr(module.Breakout, 'render', lambda self: (drawn.append(state(self)), draw(self)))
     module.play()
-    assert final[0]['steps'] == 5
-    assert final[0]['paddle_x'] == pytest.approx(257 + moved * 5 * 4 * PADDLE_STEP, abs=1e-3)
+    assert len(drawn) == len(held) + 1 and drawn[-1]['steps'] == len(held)
+    deltas = np.diff([s['paddle_x'] for s in drawn])
+    np.testing.assert_allclose(deltas, np.array(moves) * 4 * PADDLE_STEP, atol=1e-3)
