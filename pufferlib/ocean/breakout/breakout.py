@@ -8,7 +8,7 @@ from pufferlib.ocean.breakout import binding
 from pufferlib.ocean.native import NativeEnv
 
 WIDTH, HEIGHT = 576, 330
-ROWS, COLS, BRICK_W, BRICK_H, WALL_TOP = 6, 18, 32, 12, 50
+COLS, BRICK_W, BRICK_H, WALL_TOP = 18, 32, 12, 50
 PADDLE_Y, PADDLE_H, BALL = 312, 8, 32
 ROW_COLORS = [(255, 0, 0), (255, 128, 0), (255, 255, 0), (0, 228, 48), (102, 191, 255), (0, 82, 172)]
 PADDLE_COLOR, BALL_COLOR, TEXT_COLOR = (0, 255, 255), (255, 255, 255), (255, 255, 255)
