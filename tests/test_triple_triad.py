@@ -629,3 +629,8 @@ def test_play_maps_keys_and_clicks_to_actions(monkeypatch):
     assert actions == [2, 9]                          # the click outside the board did nothing
     assert states[0]['selected'][0] == 2
     assert states[1]['card'][4] == 2 and states[1]['location'][2] == 5   # (the bot may flip it)
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match='max_steps is 0: it must be at least 1'):
+        TripleTriad(max_steps=0)

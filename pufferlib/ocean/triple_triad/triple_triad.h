@@ -1,4 +1,4 @@
-// Triple Triad: a 3x3 card game against a random bot (rules: shared/reference/games.md).
+// Triple Triad: a 3x3 card game against a random bot. The rules, as implemented:
 //
 // Each side gets 5 cards; a card has four values N, E, S, W drawn from 1..7. Cards 0-4 are the
 // agent's, 5-9 the bot's. Both scores start at 5 (a side's score counts the cards it owns, in hand

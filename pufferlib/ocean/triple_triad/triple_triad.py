@@ -18,6 +18,8 @@ SELECTED_COLOR = (255, 220, 0)
 class TripleTriad(NativeEnv):
     def __init__(self, num_envs=1, max_steps=30, invalid_penalty=0.1, report_interval=128,
                  render_mode=None, buf=None, seed=0):
+        if max_steps < 1:
+            raise ValueError(f'max_steps is {max_steps}: it must be at least 1')
         self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.OBS_SIZE,), np.float32)
         self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)
         self.num_agents = self.num_envs = num_envs
