@@ -7,13 +7,15 @@ import pytest
 
 
 def _start_xvfb():
-    """Start a private Xvfb for render tests when there is no display; returns the process."""
+    """Start a private Xvfb for render tests when there is no display; returns the process.
+    -noreset: otherwise Xvfb resets when its last client leaves, and raylib 5.0 segfaults when the
+    next window cannot open the display."""
     if os.environ.get('DISPLAY') or not shutil.which('Xvfb'):
         return None
     for display in range(90, 120):
         if os.path.exists(f'/tmp/.X11-unix/X{display}') or os.path.exists(f'/tmp/.X{display}-lock'):
             continue
-        proc = subprocess.Popen(['Xvfb', f':{display}', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp'],
+        proc = subprocess.Popen(['Xvfb', f':{display}', '-noreset', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp'],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             if os.path.exists(f'/tmp/.X11-unix/X{display}'):

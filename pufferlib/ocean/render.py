@@ -1,7 +1,9 @@
 """The raylib window shared by every Ocean game's renderer (raylib-py, extra `render`)."""
 import contextlib
 import ctypes
+import ctypes.util
 import io
+import os
 
 import numpy as np
 
@@ -24,11 +26,31 @@ def raylib():
     return _rl
 
 
+def check_display():
+    """raylib 5.0 segfaults when it cannot open the display: find out first."""
+    display = os.environ.get('DISPLAY')
+    if not display:
+        raise APIUsageError('no display (DISPLAY is not set): rendering needs one; headless, run '
+                            'under xvfb-run -a')
+    libx11 = ctypes.util.find_library('X11')
+    if libx11 is None:
+        return
+    x11 = ctypes.CDLL(libx11)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = x11.XOpenDisplay(display.encode())
+    if not handle:
+        raise APIUsageError(f'cannot open display {display!r}: is the X server (or Xvfb) running?')
+    x11.XCloseDisplay(handle)
+
+
 class Window:
     """A raylib window: `with window.frame(): draw...`, `screenshot()` for tests, `close()`."""
 
     def __init__(self, width, height, title, fps=60):
         rl = raylib()
+        check_display()
         rl.set_trace_log_level(rl.LOG_WARNING)
         rl.init_window(width, height, title)
         if not rl.is_window_ready():
