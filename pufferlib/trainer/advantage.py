@@ -45,18 +45,18 @@ def compute_advantage(values, rewards, terminals, truncations, importance, advan
                              f'(values is (segments, horizon + 1) = {tuple(values.shape)})')
         if not x.is_contiguous():
             raise ValueError(f'{name} is not C-contiguous: pass {name}.contiguous()')
+    if device.type not in ('cpu', 'cuda'):
+        raise ValueError(f'tensors are on {device}: compute_advantage supports cpu and cuda')
     _check_no_overlap(tensors)
     args = [float(gamma), float(lam), float(rho_clip), float(c_clip)]
     if device.type == 'cuda':
         _cuda_module().compute(values, rewards, terminals, truncations, importance, advantages, *args)
-    elif device.type == 'cpu':
+    else:
         if num_threads is None:
             num_threads = min(_CPUS, segments * horizon // ELEMENTS_PER_THREAD)
         _advantage.compute(values.data_ptr(), rewards.data_ptr(), terminals.data_ptr(),
                            truncations.data_ptr(), importance.data_ptr(), advantages.data_ptr(),
                            segments, horizon, *args, int(num_threads))
-    else:
-        raise ValueError(f'tensors are on {device}: compute_advantage supports cpu and cuda')
     return advantages
 
 
