@@ -1,9 +1,17 @@
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 
 import pytest
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when pytest dies, so a crashed run leaves no Xvfb behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _start_xvfb():
@@ -15,8 +23,9 @@ def _start_xvfb():
     for display in range(90, 120):
         if os.path.exists(f'/tmp/.X11-unix/X{display}') or os.path.exists(f'/tmp/.X{display}-lock'):
             continue
-        proc = subprocess.Popen(['Xvfb', f':{display}', '-noreset', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp'],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(['Xvfb', f':{display}', '-noreset', '-screen', '0', '1280x1024x24',
+                                 '-nolisten', 'tcp'], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         for _ in range(100):
             if os.path.exists(f'/tmp/.X11-unix/X{display}'):
                 os.environ['DISPLAY'] = f':{display}'
