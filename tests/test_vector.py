@@ -140,6 +140,37 @@ def test_bad_env_arguments(kwargs, match):
         pv.make(Match, num_envs=2, **kwargs)
 
 
+class IgnoresBuf(BoxEnv):
+    def __init__(self, buf=None, seed=0):
+        super().__init__(buf=None)
+
+
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_env_that_ignores_buf_is_refused(backend):
+    with pytest.raises(APIUsageError, match=r"env 0 \(IgnoresBuf\) did not adopt buf\['observations'\]"):
+        pv.make(IgnoresBuf, **BACKENDS[backend])
+
+
+class BadInfos(BoxEnv):
+    def step(self, actions):
+        return self.observations, self.rewards, self.terminals, self.truncations, {'a': 1}
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_infos_must_be_a_list(vecs, backend):
+    vec = make(vecs, BadInfos, **BACKENDS[backend])
+    vec.reset()
+    with pytest.raises(APIUsageError, match=r'env 0 returned infos of type dict: infos must be a list'):
+        vec.step(np.zeros((vec.agents_per_batch, 3), np.float32))
+
+
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_mismatched_env_objects_are_refused(backend):
+    with pytest.raises(APIUsageError, match=r'env 1 has single_action_space Box\(-1.0, 1.0, \(3,\), '
+                                            r'float32\) but env 0 has Box\(-2.0, 2.0'):
+        pv.make([BoxEnv, BoxEnv], env_kwargs=[{'high': 2.0}, {'high': 1.0}], **BACKENDS[backend])
+
+
 def test_creator_without_buf_and_seed_gets_a_hint():
     with pytest.raises(EnvWorkerError, match=r'must accept buf=None and seed=0'):
         pv.make(lambda: Match(), backend='Serial')

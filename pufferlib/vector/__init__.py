@@ -71,6 +71,14 @@ def check_same_spaces(env, driver, index):
                                 f'{getattr(driver, name)}: all envs of a vector env must match')
 
 
+def check_adopted(env, buf, index):
+    """An env that ignores `buf` would step on arrays nobody reads: refuse it."""
+    for name, arr in buf.items():
+        if not np.shares_memory(getattr(env, name), arr):
+            raise APIUsageError(f'env {index} ({type(env).__name__}) did not adopt buf[{name!r}]: its '
+                                'constructor must pass buf to PufferEnv.__init__(buf)')
+
+
 def check_infos(infos, index):
     if not isinstance(infos, list):
         raise APIUsageError(f'env {index} returned infos of type {type(infos).__name__}: '
@@ -112,11 +120,12 @@ def begin(vec, call):
     state = vec._state
     if state == 'closed':
         raise ClosedError(f'{type(vec).__name__}.{call}() after close(): make a new vector env')
-    if vec._error is not None:
+    error = vec._error
+    if error is not None:
         raise EnvWorkerError(f'this vector env is broken by an earlier error; call close() and make '
-                             f'a new one. The error was: {vec._error}', worker=vec._error.worker,
-                             envs=vec._error.envs, exitcode=vec._error.exitcode,
-                             remote_traceback=vec._error.remote_traceback)
+                             f'a new one. The error was: {error}', worker=getattr(error, 'worker', None),
+                             envs=getattr(error, 'envs', ()), exitcode=getattr(error, 'exitcode', None),
+                             remote_traceback=getattr(error, 'remote_traceback', ''))
     if call == 'send' and state != 'ready':
         raise APIUsageError({
             'new': 'send() needs a batch: call reset() or async_reset() + recv() first',
@@ -227,6 +236,7 @@ class Serial:
                 env = create_env(creators[k], args[k], kwargs[k], buf, seed + k * ape, k)
                 self.envs.append(env)
                 check_same_spaces(env, probe, k)
+                check_adopted(env, buf, k)
         except BaseException:
             for env in [probe] + getattr(self, 'envs', []):
                 env.close()

@@ -28,8 +28,8 @@ import numpy as np
 from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
-from pufferlib.vector import (begin, check_finite, check_infos, create_env, env_error, fail, reset,
-                              set_spaces, step)
+from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, create_env, env_error,
+                              fail, reset, set_spaces, step)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
@@ -86,7 +86,7 @@ class Multiprocessing:
         self.workers_per_batch = batch_size // self.envs_per_worker
         self.zero_copy = zero_copy or self.workers_per_batch == num_workers
         self._check_values, self._check_finite = check_actions, check_finite
-        self._state, self._error, self._infos = 'new', None, []
+        self._state, self._error = 'new', None
         self.processes = []
 
         driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
@@ -290,6 +290,8 @@ class Multiprocessing:
                                       f'exited ({_describe_exit(p.exitcode)}) without a report',
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
         report = conn.recv()
+        if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
+            return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} ({report['where']})")
         return env_error(report['env'], (report['type'], report['message']), report['where'],
                          worker=w, envs=range(lo, hi), tb=report['traceback'])
 
@@ -374,6 +376,7 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
                     env = creators[k](*args[k], **kwargs[k], buf=buf, seed=seed + index * ape)
                     envs.append(env)
                     _check_worker_env(env, index, obs_space, act_space, ape)
+                    check_adopted(env, buf, index)
             elif command == _sync.RESET:
                 where = 'in reset()'
                 base = conn.recv()
