@@ -324,3 +324,30 @@ def test_cuda_row_function_compiles(tmp_path):
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     assert '.entry' in (tmp_path / 'k.ptx').read_text()
+
+
+def test_cuda_build_glue(monkeypatch):
+    """Without a GPU: the CUDA path builds advantage.cu once by name and reports a failed build."""
+    import torch.utils.cpp_extension
+    from pufferlib.trainer import advantage
+    calls = []
+
+    def fake_load(name, sources, **kw):
+        calls.append((name, sources, kw))
+        if len(calls) == 1:
+            raise OSError('Ninja is required to load C++ extensions')
+        return 'module'
+
+    monkeypatch.setattr(torch.utils.cpp_extension, 'load', fake_load)
+    advantage._cuda_module.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match='could not build the CUDA advantage kernel.*Ninja is'):
+            advantage._cuda_module()
+        assert advantage._cuda_module() == 'module' and advantage._cuda_module() == 'module'
+    finally:
+        advantage._cuda_module.cache_clear()
+    assert len(calls) == 2
+    name, sources, kw = calls[0]
+    assert name.startswith('pufferlib_advantage_cuda_') and len(sources) == 1
+    assert os.path.isfile(sources[0]) and sources[0].endswith('advantage.cu')
+    assert os.path.isfile(os.path.join(kw['extra_include_paths'][0], 'advantage.h'))
