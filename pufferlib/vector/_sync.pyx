@@ -18,6 +18,7 @@ cdef extern from "sync.h":
     int sync_poll(int32_t* ctl, int num_workers, int block, int start, int count_mode) nogil
     int sync_wait_ready(int32_t* ctl, int num_workers, int block, int start, int count_mode,
                         SyncBudget b) nogil
+    int64_t sync_now_ns() nogil
     int32_t sync_load(int32_t* word) nogil
     void sync_store(int32_t* word, int32_t value) nogil
     int32_t* SYNC_STATE(int32_t* ctl, int w) nogil
@@ -40,10 +41,16 @@ def die_with_parent():
 
 cdef class Control:
     """Wait and wake on a control block. `ctl` is an int32 numpy view of shared memory (at least
-    control_words(num_workers) words); the budget is in microseconds."""
+    control_words(num_workers) words); the budget is in microseconds.
+
+    The yield phase adapts: after a wait that the full yield budget would have covered, the next
+    wait yields for the full budget; after a longer wait, for half as long as the last one (down to
+    none). So a fast partner gets microsecond answers, and a waiter whose partner takes
+    milliseconds (a heavy env step, a slow policy) sleeps at once instead of burning CPU."""
     cdef int32_t* ctl
     cdef readonly int num_workers
     cdef SyncBudget budget
+    cdef int64_t max_yield_ns
     cdef object keep
 
     def __init__(self, ctl, int num_workers, double spin_us, double yield_us, double block_us):
@@ -56,15 +63,31 @@ cdef class Control:
 
     def set_budget(self, double spin_us, double yield_us, double block_us):
         self.budget.spin_ns = <int64_t>(spin_us * 1000)
-        self.budget.yield_ns = <int64_t>(yield_us * 1000)
+        self.budget.yield_ns = self.max_yield_ns = <int64_t>(yield_us * 1000)
         self.budget.block_ns = <int64_t>(block_us * 1000)
+
+    @property
+    def yield_us(self):
+        """The yield budget of the next wait (adapted)."""
+        return self.budget.yield_ns / 1000.0
+
+    cdef inline void adapt(self, int64_t waited_ns) noexcept nogil:
+        if waited_ns <= self.max_yield_ns:
+            self.budget.yield_ns = self.max_yield_ns
+        elif self.budget.yield_ns > 1000:
+            self.budget.yield_ns //= 2
+        else:
+            self.budget.yield_ns = 0
 
     # worker side
     def wait_command(self, int w):
         """The command for worker w, or 0 if none came within the budget."""
         cdef int32_t v
+        cdef int64_t start
         with nogil:
+            start = sync_now_ns()
             v = sync_wait_command(self.ctl, w, self.budget)
+            self.adapt(sync_now_ns() - start)
         return v
 
     def finish(self, int w, int command, int result):
@@ -84,8 +107,11 @@ cdef class Control:
         """Block index (count mode: number of ready workers) >= 0 when ready, -2 if a worker
         reported an error, -1 if the budget ran out first."""
         cdef int r
+        cdef int64_t begin
         with nogil:
+            begin = sync_now_ns()
             r = sync_wait_ready(self.ctl, self.num_workers, block, start, count_mode, self.budget)
+            self.adapt(sync_now_ns() - begin)
         return r
 
     def poll(self, int block, int start=0, bint count_mode=False):
