@@ -42,7 +42,7 @@ def create_env(creator, args, kwargs, buf, seed, index, native=False):
         if isinstance(e, TypeError) and ('buf' in str(e) or 'seed' in str(e)):
             hint = (' (vector backends call creator(*env_args, **env_kwargs, buf=..., seed=...): '
                     'the env must accept buf=None and seed=0)')
-        raise env_error(index, e, 'in its constructor', hint=hint) from e
+        raise local_env_error(index, e, 'in its constructor', hint=hint) from e
     if not isinstance(env, PufferEnv):
         if hasattr(env, 'close'):
             env.close()
@@ -55,13 +55,18 @@ def create_env(creator, args, kwargs, buf, seed, index, native=False):
     return env
 
 
-def env_error(index, exc, where, hint='', worker=None, envs=(), tb=None):
-    tb = tb if tb is not None else ''.join(traceback.format_exception(exc))
-    name = type(exc).__name__ if isinstance(exc, BaseException) else exc[0]
-    msg = str(exc) if isinstance(exc, BaseException) else exc[1]
+def env_error(index, type_name, message, where, tb, worker=None, envs=(), hint=''):
+    """The EnvWorkerError for an exception raised by env `index` (in `worker`, if any)."""
     who = f'env {index}' if worker is None else f'worker {worker}, env {index}'
-    return EnvWorkerError(f'{who} raised {name}: {msg} ({where}){hint}\n\nTraceback of the env:\n{tb}',
-                          worker=worker, envs=envs or (index,), remote_traceback=tb)
+    return EnvWorkerError(f'{who} raised {type_name}: {message} ({where}){hint}\n\n'
+                          f'Traceback of the env:\n{tb}', worker=worker, envs=envs or (index,),
+                          remote_traceback=tb)
+
+
+def local_env_error(index, exc, where, hint=''):
+    """env_error for an exception raised in this process."""
+    return env_error(index, type(exc).__name__, str(exc), where,
+                     ''.join(traceback.format_exception(exc)), hint=hint)
 
 
 def check_same_spaces(env, driver, index):
@@ -172,10 +177,10 @@ class Native:
         begin(self, 'async_reset')
         try:
             self._infos = check_infos(self.env.reset(seed)[1], 0)
-        except (APIUsageError, EnvWorkerError):
+        except APIUsageError:
             raise
         except Exception as e:
-            raise fail(self, env_error(0, e, 'in reset()')) from e
+            raise fail(self, local_env_error(0, e, 'in reset()')) from e
         self._state, self._steps = 'reset', 0
 
     def send(self, actions):
@@ -191,7 +196,7 @@ class Native:
         except APIUsageError:
             raise
         except Exception as e:
-            raise fail(self, env_error(0, e, 'in step()')) from e
+            raise fail(self, local_env_error(0, e, 'in step()')) from e
         self._state = 'pending'
         self._steps += 1
 
@@ -259,7 +264,7 @@ class Serial:
             except APIUsageError:
                 raise
             except Exception as e:
-                raise fail(self, env_error(k, e, 'in reset()')) from e
+                raise fail(self, local_env_error(k, e, 'in reset()')) from e
         self._infos, self._state, self._steps = infos, 'reset', 0
 
     def send(self, actions):
@@ -276,7 +281,7 @@ class Serial:
             except APIUsageError:
                 raise
             except Exception as e:
-                raise fail(self, env_error(k, e, 'in step()')) from e
+                raise fail(self, local_env_error(k, e, 'in step()')) from e
         self._infos, self._state = infos, 'pending'
         self._steps += 1
 

@@ -292,8 +292,8 @@ class Multiprocessing:
         report = conn.recv()
         if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
             return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} ({report['where']})")
-        return env_error(report['env'], (report['type'], report['message']), report['where'],
-                         worker=w, envs=range(lo, hi), tb=report['traceback'])
+        return env_error(report['env'], report['type'], report['message'], report['where'],
+                         report['traceback'], worker=w, envs=range(lo, hi))
 
     def _collect_infos(self, workers):
         infos = []
