@@ -200,7 +200,7 @@ def test_hung_worker_times_out():
     assert elapsed < 8
 
 
-@pytest.mark.parametrize('start', ['fork', 'forkserver'])
+@pytest.mark.parametrize('start', START_METHODS)
 def test_parent_sigkilled(start):
     """Row 6: kill -9 the main process only; its workers must exit within 2 s."""
     case = Case('parent_loop', f'start={start}')
