@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import time
+import timeit
 
 import gymnasium
 import numpy as np
@@ -163,12 +164,23 @@ def part_c(rounds, seconds, work):
             Match, env_kwargs=dict(num_envs=1, work=work), backend='Multiprocessing', num_envs=8,
             num_workers=2), round_trips, 8),
     }
-    results = measure(configs, rounds, seconds)
+    cpu = {}
+    results = measure(configs, rounds, seconds, cpu)
+    print(f'  {"":58s} {"agent-steps/s":>14s} {"per CPU-second":>15s}')
     for name, sps in results.items():
-        print(f'  {name:60s} {statistics.median(sps):10,.0f}')
+        print(f'  {name:58s} {statistics.median(sps):14,.0f} {statistics.median(cpu[name]):15,.0f}')
     ours = 'pufferlib Multiprocessing 2 workers (8 Match(num_envs=1))'
     for base in list(configs)[:2]:
-        print(f'  ratio ours / {base.split(" (")[0]}: {ratio(results, ours, base):.2f}x')
+        print(f'  ratio ours / {base.split(" (")[0]}: {ratio(results, ours, base):.2f}x '
+              f'(per CPU-second {ratio(cpu, ours, base):.2f}x)')
+    match, match_gym = Match(num_envs=1, work=work), MatchGym(work=work)
+    match.reset()
+    match_gym.reset()
+    actions = np.zeros(1, np.int32)
+    one = min(timeit.repeat(lambda: match.step(actions), number=2000, repeat=3)) / 2000
+    gym_one = min(timeit.repeat(lambda: match_gym.step(0), number=2000, repeat=3)) / 2000
+    print(f'  (one step, no vector layer: Match(num_envs=1) {one * 1e6:.1f} us, MatchGym '
+          f'{gym_one * 1e6:.1f} us)')
 
 
 def main():

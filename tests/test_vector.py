@@ -473,3 +473,22 @@ def test_recv_timeout_on_healthy_env_is_not_triggered(vecs):
     vec.recv(timeout=5)
     vec.send(np.zeros(2, np.int32))
     assert vec.recv(timeout=5)[0].shape == (2, 3)
+
+
+# ---- the wait primitive ------------------------------------------------------------------------
+
+def test_wait_budget_adapts():
+    """A wait that outlasts the yield budget halves it; a quick answer restores it."""
+    from pufferlib.vector import _sync
+    words = np.zeros(_sync.control_words(2), np.int32)
+    ctl = _sync.Control(words, 2, 0.0, 400.0, 2000.0)
+    assert ctl.wait_ready(2) == -1 and ctl.yield_us == 200    # nobody answered within 2.4 ms
+    assert ctl.wait_ready(2) == -1 and ctl.yield_us == 100
+    words[_sync.STRIDE::_sync.STRIDE][:2] = _sync.DONE
+    assert ctl.wait_ready(2) == 0 and ctl.yield_us == 400      # answered at once
+    assert ctl.wait_command(0) == 0 and ctl.yield_us == 200    # a worker with no command times out
+    words[_sync.STRIDE] = _sync.STEP
+    assert ctl.wait_command(0) == _sync.STEP
+    assert ctl.poll(1, 1) == 1 and ctl.poll(2, 0, True) == 2
+    words[2 * _sync.STRIDE] = _sync.ERROR
+    assert ctl.wait_ready(2) == -2
