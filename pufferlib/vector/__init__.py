@@ -66,7 +66,7 @@ def env_error(index, type_name, message, where, tb, worker=None, envs=(), hint='
 def local_env_error(index, exc, where, hint=''):
     """env_error for an exception raised in this process."""
     return env_error(index, type(exc).__name__, str(exc), where,
-                     ''.join(traceback.format_exception(exc)), hint=hint)
+                     ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)), hint=hint)
 
 
 def check_same_spaces(env, driver, index):

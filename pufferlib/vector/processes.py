@@ -391,7 +391,7 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
             payload = pickle.dumps(infos, pickle.HIGHEST_PROTOCOL) if infos else None
         except BaseException as e:
             report = {'env': index, 'type': type(e).__name__, 'message': str(e), 'where': where,
-                      'traceback': ''.join(traceback.format_exception(e))}
+                      'traceback': ''.join(traceback.format_exception(type(e), e, e.__traceback__))}
             if ctl.finish(w, command, _sync.ERROR):
                 try:
                     conn.send(report)
