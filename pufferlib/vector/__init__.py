@@ -49,7 +49,8 @@ def create_env(creator, args, kwargs, buf, seed, index, native=False):
         if native:
             raise APIUsageError(f'Native needs a PufferEnv that steps its own sub-envs, got a '
                                 f'{type(env).__name__}: use Serial or Multiprocessing with the env '
-                                'wrapped by pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
+                                'wrapped by pufferlib.emulation (GymnasiumPufferEnv / '
+                                'PettingZooPufferEnv)')
         raise APIUsageError(f'env {index} is a {type(env).__name__}, not a PufferEnv: wrap it with '
                             'pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
     return env
@@ -138,7 +139,8 @@ def begin(vec, call):
             'pending': 'send() twice: call recv() before send() again'}[state])
     if call == 'recv' and state not in ('reset', 'pending'):
         raise APIUsageError('recv() before any reset: call reset() or async_reset() first'
-                            if state == 'new' else 'recv() twice: call send(actions) before recv() again')
+                            if state == 'new' else
+                            'recv() twice: call send(actions) before recv() again')
 
 
 def fail(vec, error):
@@ -335,7 +337,8 @@ def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork):
     """Validated (num_workers, batch_size) for Multiprocessing; the errors show the arithmetic."""
     cores = len(os.sched_getaffinity(0))
     if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
-        raise APIUsageError(f'batch_size={batch_size!r}: it must be a positive integer or None (= num_envs)')
+        raise APIUsageError(f'batch_size={batch_size!r}: it must be a positive integer or None '
+                            '(= num_envs)')
     if batch_size is not None and batch_size > num_envs:
         raise APIUsageError(f'batch_size={batch_size} is more than num_envs={num_envs}')
     batch = num_envs if batch_size is None else batch_size

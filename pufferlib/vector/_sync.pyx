@@ -133,7 +133,10 @@ cdef class Control:
         argsort lists the ready workers first, first-finished first)."""
         cdef int w
         for w in range(self.num_workers):
-            out[w] = sync_load(SYNC_ORDER(self.ctl, w)) if sync_load(SYNC_STATE(self.ctl, w)) >= RESULT_MIN else (1 << 62)
+            if sync_load(SYNC_STATE(self.ctl, w)) >= RESULT_MIN:
+                out[w] = sync_load(SYNC_ORDER(self.ctl, w))
+            else:
+                out[w] = 1 << 62
 
     def state(self, int w):
         return sync_load(SYNC_STATE(self.ctl, w))

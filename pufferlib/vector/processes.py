@@ -106,7 +106,8 @@ class Multiprocessing:
         self._ctl = _sync.Control(ctl_words, num_workers, *MAIN_BUDGET)
 
         # Per-worker views (num_workers, agents_per_worker, ...) and what a batch returns.
-        self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:]) for name, arr in views.items()}
+        self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:])
+                           for name, arr in views.items()}
         self.agent_ids = np.arange(self.num_agents)
         self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
         wpb, apb = self.workers_per_batch, self.agents_per_batch
@@ -291,7 +292,8 @@ class Multiprocessing:
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
         report = conn.recv()
         if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
-            return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} ({report['where']})")
+            return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} "
+                                 f"({report['where']})")
         return env_error(report['env'], report['type'], report['message'], report['where'],
                          report['traceback'], worker=w, envs=range(lo, hi))
 
@@ -382,7 +384,8 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
                 base = conn.recv()
                 for k, env in enumerate(envs):
                     index = first_env + k
-                    infos += check_infos(env.reset(None if base is None else base + index * ape)[1], index)
+                    env_seed = None if base is None else base + index * ape
+                    infos += check_infos(env.reset(env_seed)[1], index)
             elif command == _sync.STEP:
                 where = 'in step()'
                 for k, env in enumerate(envs):
