@@ -28,7 +28,7 @@ def small_config(**train):
     config = load_config('match')
     config['train'].update(bptt_horizon=4, batch_size=128, minibatch_size=64, total_timesteps=4096,
                            checkpoint_interval=2, optimizer='adam', learning_rate=0.003,
-                           torch_threads=1)
+                           torch_threads=1, precision='float32')
     config['train'].update(train)
     config['policy'].update(hidden_size=16, lstm=False)
     return config

@@ -103,13 +103,12 @@ class SegmentBuffer:
             if len(ids) == 0:
                 return
         H = self.horizon
-        dev = lambda x: torch.from_numpy(x).to(self.device)
 
         # 1. the record is column H of the agent's last closed row
         closed = self.closed[ids]
         k = np.flatnonzero(closed >= 0)
         if len(k):
-            r, b = dev(closed[k]), dev(batch[k])
+            r, _, b = self.index(closed[k], None, batch[k])
             for name in ('values', 'rewards', 'terminals', 'truncations'):
                 getattr(self, name)[r, H] = record[name][b]
             self.closed[ids[k]] = -1
@@ -124,7 +123,7 @@ class SegmentBuffer:
             self.col[ids[need]] = 0
             self.next_row += len(need)
             if self.state_size and len(need):
-                r, b = dev(rows[need]), dev(batch[need])
+                r, _, b = self.index(rows[need], None, batch[need])
                 self.start_h[r] = state[0][b]
                 self.start_c[r] = state[1][b]
 
@@ -133,7 +132,7 @@ class SegmentBuffer:
         if len(w):
             a, r = ids[w], rows[w]
             c = self.col[a]
-            rt, ct, bt = dev(r), dev(c), dev(batch[w])
+            rt, ct, bt = self.index(r, c, batch[w])
             for name in RECORD_FIELDS:
                 getattr(self, name)[rt, ct] = record[name][bt]
             self.col[a] = c + 1
@@ -145,11 +144,26 @@ class SegmentBuffer:
         # 4. a record that opened no row is kept for the next rollout
         nw = np.flatnonzero(rows < 0)
         if len(nw):
-            a, bt = ids[nw], dev(batch[nw])
-            at = dev(a)
+            at, _, bt = self.index(ids[nw], None, batch[nw])
+            a = ids[nw]
             for name in RECORD_FIELDS:
                 self.carry[name][at] = record[name][bt]
             if self.state_size:
                 self.carry['start_h'][at] = state[0][bt]
                 self.carry['start_c'][at] = state[1][bt]
             self.has_carry[a] = True
+
+    def index(self, rows, cols, batch):
+        """Indices for (rows, cols) of the buffer and the batch: slices and an int when the rows
+        and batch entries are contiguous ranges and the column is shared (the usual synchronous
+        case: plain copies instead of gathers and scatters), else index tensors."""
+        if is_range(rows) and is_range(batch) and (cols is None or (cols == cols[0]).all()):
+            return (slice(int(rows[0]), int(rows[-1]) + 1), None if cols is None else int(cols[0]),
+                    slice(int(batch[0]), int(batch[-1]) + 1))
+        tensor = lambda x: None if x is None else torch.from_numpy(x).to(self.device)
+        return tensor(rows), tensor(cols), tensor(batch)
+
+
+def is_range(x):
+    n = len(x)
+    return n > 0 and x[-1] - x[0] == n - 1 and (n == 1 or bool((np.diff(x) == 1).all()))

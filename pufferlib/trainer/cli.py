@@ -16,7 +16,7 @@ import numpy as np
 from pufferlib.exceptions import APIUsageError, CheckpointError
 
 USAGE = """puffer train ENV [--resume PATH] [--section.key value ...]
-       puffer eval ENV [--checkpoint PATH] [--episodes N] [--headless] [--section.key value ...]
+       puffer eval ENV [--checkpoint PATH] [--episodes N] [--headless] [--greedy] [--section.key value ...]
        puffer play ENV
        puffer bench ENV [--seconds S] [--section.key value ...]"""
 
@@ -154,7 +154,7 @@ def cmd_eval(name, args, overrides):
         policy = build_policy(vecenv, config)
         if payload is not None:
             ppo.load_model(policy, payload, payload['path'])
-        stats = evaluate(torch, vecenv, policy, config, args.episodes, render)
+        stats = evaluate(torch, vecenv, policy, config, args.episodes, render, greedy=args.greedy)
     finally:
         vecenv.close()
     source = payload['path'] if payload else 'an untrained policy'
@@ -164,9 +164,10 @@ def cmd_eval(name, args, overrides):
     return 0
 
 
-def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=None):
+def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
     """Step `policy` on `vecenv` until `episodes` episodes have been reported (or the window is
-    closed); returns the means of the env's episode statistics, weighted by episode count."""
+    closed); returns the means of the env's episode statistics, weighted by episode count.
+    `greedy` takes the most likely action (Discrete/MultiDiscrete: argmax; Box: the mean)."""
     from pufferlib.trainer.policy import sample_actions
     policy.eval()
     device = config['train']['device']
@@ -196,7 +197,7 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
             logits, _, new_state = policy.forward_step(torch.as_tensor(obs).to(device), state)
             if hidden:
                 h[rows], c[rows] = new_state
-            actions, _ = sample_actions(logits, space)
+            actions = greedy_actions(logits, space) if greedy else sample_actions(logits, space)[0]
         actions = actions.cpu().numpy()
         if isinstance(space, spaces.Box):
             actions = np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
@@ -213,6 +214,17 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
     stats = {k: v / count for k, v in sums.items()} if count else {}
     stats['episodes'] = int(count)
     return stats
+
+
+def greedy_actions(logits, space):
+    from gymnasium import spaces
+    if isinstance(space, spaces.Box):
+        return logits[0]
+    if isinstance(space, spaces.Discrete):
+        return logits.argmax(-1)
+    sizes = [int(n) for n in space.nvec.reshape(-1)]
+    import torch
+    return torch.stack([part.argmax(-1) for part in torch.split(logits, sizes, dim=-1)], dim=-1)
 
 
 def cmd_play(name, args, overrides):
@@ -282,6 +294,9 @@ def bench_trainer(name, config, seconds):
 
 
 def main(argv=None):
+    # Sleeping, not spinning, OpenMP threads: spinning ones stall torch by milliseconds per op
+    # whenever another process holds a core (measured: 10x slower on a busy 2-core machine).
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog='puffer', usage=USAGE)
     parser.add_argument('mode', choices=['train', 'eval', 'play', 'bench'])
@@ -290,6 +305,8 @@ def main(argv=None):
     parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
     parser.add_argument('--episodes', type=int, default=100, help='eval: episodes to run')
     parser.add_argument('--headless', action='store_true', help='eval: never open a window')
+    parser.add_argument('--greedy', action='store_true',
+                        help='eval: take the most likely action instead of sampling')
     parser.add_argument('--seconds', type=float, default=10.0, help='bench: seconds per measurement')
     args, overrides = parser.parse_known_args(argv)
     commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench}

@@ -18,23 +18,9 @@ import torch
 from gymnasium import spaces
 
 from pufferlib.exceptions import APIUsageError, CheckpointError
+from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.policy import logprob_entropy, sample_actions
-
-try:
-    from pufferlib.trainer.advantage import compute_advantage
-except ImportError:  # the C/CUDA kernel is not built yet: the same recurrence in plain torch
-    def compute_advantage(values, rewards, terminals, truncations, importance, advantages,
-                          gamma, lam, rho_clip, c_clip):
-        H = advantages.shape[1]
-        d, tr = terminals[:, 1:], truncations[:, 1:]
-        next_v = torch.where(d > 0, 0.0, torch.where(tr > 0, values[:, :H], values[:, 1:]))
-        delta = importance.clamp(max=rho_clip) * (rewards[:, 1:] + gamma * next_v - values[:, :H])
-        coef = gamma * lam * importance.clamp(max=c_clip) * (1 - d) * (1 - tr)
-        last = torch.zeros_like(advantages[:, 0])
-        for t in range(H - 1, -1, -1):
-            last = delta[:, t] + coef[:, t] * last
-            advantages[:, t] = last
 
 
 def derived_sizes(cfg, num_agents):
@@ -76,7 +62,7 @@ def make_optimizers(policy, cfg):
     others = [p for p in params if p.ndim != 2]
     optimizers = [torch.optim.Muon(matrices, lr=cfg['learning_rate'], weight_decay=0.0,
                                    momentum=cfg['adam_beta1'],
-                                   adjust_lr_fn='match_rms_adamw')]
+                                   adjust_lr_fn=cfg['muon_adjust_lr'])]
     if others:
         optimizers.append(torch.optim.Adam(others, **adam_kw))
     return optimizers
@@ -109,6 +95,37 @@ def prioritized_sample(advantages, n, alpha, beta):
 # -------------------------------------------------------------------------------------------------
 
 
+def agent_index(ids, device):
+    """Index of a batch's agents into per-agent tensors: a slice for a contiguous range (views
+    and plain copies), else an index tensor."""
+    n = len(ids)
+    if n and ids[-1] - ids[0] == n - 1 and (n == 1 or bool((np.diff(ids) == 1).all())):
+        return slice(int(ids[0]), int(ids[0]) + n)
+    return torch.as_tensor(ids).to(device)
+
+
+def resolve_precision(precision, device):
+    """'float32' or 'bfloat16'. auto: bfloat16 where matrix units make it fast (CUDA, or a CPU
+    with AMX tiles: about 7x float32 on the LSTM's matrix products), else float32."""
+    if precision in ('float32', 'bfloat16'):
+        return precision
+    if precision != 'auto':
+        raise APIUsageError(f"train.precision is {precision!r}: use auto, float32 or bfloat16")
+    if torch.device(device).type == 'cuda':
+        return 'bfloat16' if torch.cuda.is_bf16_supported() else 'float32'
+    try:
+        with open('/proc/cpuinfo') as f:
+            return 'bfloat16' if ' amx_bf16' in f.read() else 'float32'
+    except OSError:
+        return 'float32'
+
+
+def to_float(logits):
+    if isinstance(logits, tuple):
+        return tuple(x.float() for x in logits)
+    return logits.float()
+
+
 class Trainer:
     """Holds the vector env, the policy, the optimizers, the segment buffer and the counters."""
 
@@ -132,6 +149,9 @@ class Trainer:
             self.h = torch.zeros(N, self.state_size, device=self.device)
             self.c = torch.zeros(N, self.state_size, device=self.device)
         self.optimizers = make_optimizers(policy, cfg)
+        self.precision = resolve_precision(cfg['precision'], self.device)
+        self.autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
+                                       enabled=self.precision == 'bfloat16')
         self.global_step = self.epoch = 0
         self.start_time = time.time()
         self.uptime_before = 0.0       # uptime of earlier sessions of a resumed run
@@ -175,20 +195,18 @@ class Trainer:
                 self.collect(infos)
             with torch.inference_mode():
                 obs_t = torch.as_tensor(obs).to(dev, non_blocking=True)
-                done = torch.as_tensor(np.logical_or(terminals, truncations)).to(dev)
                 state = None
                 if self.state_size:
-                    rows = torch.as_tensor(ids).to(dev)
-                    keep = (~done).float().unsqueeze(1)   # a new episode starts from a zero state
-                    state = (self.h[rows] * keep, self.c[rows] * keep)
-                logits, values, new_state = self.policy.forward_step(obs_t, state)
+                    rows = agent_index(ids, dev)
+                    state = (self.h[rows], self.c[rows])
+                    done = np.flatnonzero(np.logical_or(terminals, truncations))
+                    if len(done):  # a new episode starts from a zero state
+                        done = torch.from_numpy(done).to(dev)
+                        state = (state[0].index_fill(0, done, 0), state[1].index_fill(0, done, 0))
+                with self.autocast:
+                    logits, values, new_state = self.policy.forward_step(obs_t, state)
+                logits, values = to_float(logits), values.float()
                 actions, logprobs = sample_actions(logits, self.action_space)
-                if self.state_size:
-                    if masks is not None and not masks.all():  # absent agents keep their state
-                        present = torch.as_tensor(masks).to(dev).unsqueeze(1)
-                        new_state = (torch.where(present, new_state[0], self.h[rows]),
-                                     torch.where(present, new_state[1], self.c[rows]))
-                    self.h[rows], self.c[rows] = new_state
                 t2 = time.perf_counter()
                 self.times['forward'] += t2 - t1
                 rewards_t = torch.as_tensor(rewards).to(dev)
@@ -199,6 +217,12 @@ class Trainer:
                           'terminals': torch.as_tensor(terminals).to(dev, torch.float32),
                           'truncations': torch.as_tensor(truncations).to(dev, torch.float32)}
                 buf.add(ids, masks, record, state)
+                if self.state_size:  # after buf.add: it stores the input state of new rows
+                    h, c = new_state[0].float(), new_state[1].float()
+                    if masks is not None and not masks.all():  # absent agents keep their state
+                        present = torch.as_tensor(masks).to(dev).unsqueeze(1)
+                        h, c = torch.where(present, h, state[0]), torch.where(present, c, state[1])
+                    self.h[rows], self.c[rows] = h, c
                 env_actions = self.to_env_actions(actions)
             t3 = time.perf_counter()
             self.times['copy'] += t3 - t2
@@ -265,7 +289,9 @@ class Trainer:
         """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
         buf, H = self.buffer, self.cfg['bptt_horizon']
         state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
-        logits, values = self.policy(buf.observations[idx], state)
+        with self.autocast:
+            logits, values = self.policy(buf.observations[idx], state)
+        logits, values = to_float(logits), values.float()
         actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
         loss, ratio, stats = ppo_loss(self.cfg, self.action_space, logits, values, actions,
                                       buf.logprobs[idx].reshape(-1), mb_adv.reshape(-1),
@@ -395,10 +421,11 @@ def load_model(policy, state, path='checkpoint'):
     policy.load_state_dict(model)
 
 
-def train(env_name, config, vecenv, policy, resume=None, dashboard=None, log_extra=None):
+def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoch=None):
     """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
-    a final checkpoint; the vector env is closed however the loop ends. Returns the Trainer."""
+    a final checkpoint; the vector env is closed however the loop ends. `on_epoch(trainer,
+    record)` is called after every epoch; a true result ends training. Returns the Trainer."""
     cfg = config['train']
     try:
         trainer = Trainer(cfg, vecenv, policy)
@@ -436,8 +463,6 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, log_ext
             trainer.rollout()
             trainer.update()
             record = trainer.epoch_summary()
-            if log_extra is not None:
-                log_extra(trainer, record)
             log.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                                   for k, v in record.items()}) + '\n')
             log.flush()
@@ -447,6 +472,8 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, log_ext
                 dashboard.update(trainer, record)
             if trainer.epoch % cfg['checkpoint_interval'] == 0:
                 trainer.last_checkpoint = checkpoint()
+            if on_epoch is not None and on_epoch(trainer, record):
+                break
         trainer.last_checkpoint = checkpoint()
     except KeyboardInterrupt:
         trainer.interrupted = True

@@ -1,0 +1,148 @@
+"""Trainer speed and learning curve for one env: `python benchmarks/train.py GAME [options]
+[--section.key value ...]`.
+
+Runs `puffer train GAME` with the committed config (plus any overrides) for a wall-clock budget
+and prints, every epoch-log interval, steps, SPS and the env's score / perf; then writes the
+learning curve (score and perf vs wall-clock seconds) as a PNG and a JSON next to it.
+
+Baselines measured in the same run, printed as ratios:
+  * env-only SPS with random actions (the ceiling the trainer approaches as the network shrinks);
+  * --sps-only: trainer SPS at the published trainer's CPU network size (LSTM 128, 256 envs,
+    batch 16384, minibatch 4096) for each --threads value, against PUBLISHED_SPS below.
+The published PufferLib 3.0 trainer figures (measured on 2 cores of this machine kind, issue 5)
+cannot be re-run here; they are constants, named as such in the output.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pufferlib.trainer import cli  # noqa: E402
+
+PUBLISHED_SPS = {'breakout': 60_000, 'connect4': 26_000, 'triple_triad': 55_000}
+PUBLISHED_SCORE = {'breakout': 'mean score ~470 at 10 min (best 590)',
+                   'connect4': '~98.5% wins at 10 min vs its depth-3 opponent',
+                   'triple_triad': 'win rate plateaus ~73% vs its random bot'}
+TARGET = {'breakout': ('score', 600, 600), 'connect4': ('perf', 0.99, 300),
+          'triple_triad': ('perf', 0.85, 600)}
+SPS_SIZE = ['--env.num_envs', '256', '--train.batch_size', '16384', '--train.minibatch_size',
+            '4096', '--train.bptt_horizon', '64', '--policy.hidden_size', '128', '--policy.lstm',
+            'True']
+
+
+def measure_trainer_sps(game, overrides, seconds, threads):
+    config = cli.load(game, overrides + ['--train.torch_threads', str(threads)])
+    return cli.bench_trainer(game, config, seconds)
+
+
+def learning_curve(game, overrides, minutes, out_dir):
+    """Train for `minutes` of wall-clock; returns [(seconds, steps, sps, env stats)]."""
+    import torch  # noqa: F401  (imported here so that the env baseline never needs it)
+    from pufferlib.trainer import ppo
+    config = cli.load(game, overrides)
+    config['train']['data_dir'] = str(out_dir)
+    config['train']['checkpoint_interval'] = 10**9
+    cli.setup_torch(config['train'])
+    vecenv = cli.make_vecenv(game, config)
+    policy = cli.build_policy(vecenv, config)
+    budget, start, points = minutes * 60, time.time(), []
+    last_print = [0.0]
+
+    def record(trainer, entry):
+        now = time.time() - start
+        points.append((now, trainer.global_step, trainer.sps, dict(trainer.env_stats)))
+        if now - last_print[0] >= 10 or now >= budget:
+            last_print[0] = now
+            stats = '  '.join(f'{k} {v:.4g}' for k, v in trainer.env_stats.items()
+                              if k in ('score', 'perf', 'episode_length', 'n'))
+            print(f'{now:7.1f}s  {trainer.global_step:>11,} steps  {trainer.sps:>9,.0f} SPS  {stats}',
+                  flush=True)
+        return now >= budget
+
+    config['train']['total_timesteps'] = 10**12
+    ppo.train(game, config, vecenv, policy, on_epoch=record)
+    return points, config
+
+
+def plot(points, game, path, title):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    t = [p[0] / 60 for p in points]
+    for ax, key in zip(axes, ('score', 'perf')):
+        ax.plot(t, [p[3].get(key, float('nan')) for p in points])
+        ax.set_xlabel('wall-clock minutes')
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(usage=__doc__)
+    parser.add_argument('game')
+    parser.add_argument('--minutes', type=float, default=10.0)
+    parser.add_argument('--sps-only', action='store_true', help='only trainer SPS (LSTM 128 size)')
+    parser.add_argument('--threads', default='1,2', help='torch threads to compare (--sps-only)')
+    parser.add_argument('--seconds', type=float, default=20.0, help='per SPS measurement')
+    parser.add_argument('--out', default='benchmarks/results')
+    args, overrides = parser.parse_known_args()
+    game = args.game
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    config = cli.load(game, overrides)
+    vecenv = cli.make_vecenv(game, config)
+    try:
+        env_sps = cli.bench_env(vecenv, min(args.seconds, 5.0))
+    finally:
+        vecenv.close()
+    print(f'{game}: env only (random actions) {env_sps:,.0f} agent-steps/s', flush=True)
+    published = PUBLISHED_SPS.get(game)
+
+    if args.sps_only:
+        for threads in [int(t) for t in args.threads.split(',')]:
+            sps = measure_trainer_sps(game, SPS_SIZE + overrides, args.seconds, threads)
+            ratio = f', {sps / published:.2f}x the published trainer ({published:,})' if published else ''
+            print(f'{game}: trainer {sps:,.0f} agent-steps/s with {threads} torch thread(s), '
+                  f'LSTM 128 / 256 envs / batch 16384 / minibatch 4096 '
+                  f'({sps / env_sps:.1%} of env-only){ratio}', flush=True)
+        return
+
+    points, config = learning_curve(game, overrides, args.minutes, out / 'runs')
+    steps, seconds = points[-1][1], points[-1][0]
+    mean_sps = steps / seconds
+    print(f'{game}: {steps:,} steps in {seconds:.0f} s = {mean_sps:,.0f} agent-steps/s on average '
+          f'({mean_sps / env_sps:.1%} of env-only'
+          + (f', {mean_sps / published:.2f}x the published trainer ({published:,}, its own config)'
+             if published else '') + ')')
+    if game in TARGET:
+        key, goal, limit = TARGET[game]
+        within = [p for p in points if p[0] <= limit and p[3].get(key) is not None]
+        best = max((p[3][key] for p in within), default=float('nan'))
+        first = next((p[0] for p in within if p[3][key] >= goal), None)
+        print(f'{game}: target {key} >= {goal} within {limit // 60} min: best {best:.4g}, '
+              + (f'reached at {first:.0f} s' if first is not None else 'not reached')
+              + f'; published: {PUBLISHED_SCORE[game]}')
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    png = out / f'train_{game}_{stamp}.png'
+    with open(png.with_suffix('.json'), 'w') as f:
+        json.dump({'game': game, 'overrides': overrides, 'env_sps': env_sps,
+                   'points': [{'seconds': p[0], 'steps': p[1], 'sps': p[2], **p[3]} for p in points]},
+                  f)
+    try:
+        plot(points, game, png, f'{game}: {mean_sps:,.0f} SPS, {" ".join(overrides) or "default config"}')
+        print(f'wrote {png} and {png.with_suffix(".json").name}')
+    except ImportError:
+        print(f'matplotlib is not installed: wrote {png.with_suffix(".json")} only')
+
+
+if __name__ == '__main__':
+    main()
