@@ -236,6 +236,8 @@ class Trainer:
             infos = [infos]
         for info in infos:
             n = float(info.get('n', 1)) if isinstance(info, dict) else 0
+            self.episode_sums['n'] += n
+            self.episode_counts['n'] = 1.0  # n itself is a count: summed, not averaged
             for key, value in (info.items() if n else ()):
                 if key != 'n' and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
                     self.episode_sums[key] += float(value) * n
