@@ -83,7 +83,21 @@ def learning_curve(game, overrides, minutes, out_dir):
         return now >= budget
 
     ppo.train(game, config, vecenv, policy, on_epoch=record)
-    return points, config
+    return points, config, policy
+
+
+def final_eval(game, config, policy, episodes):
+    """{'sampled': stats, 'greedy': stats} of the trained policy over >= `episodes` episodes."""
+    import torch
+    results = {}
+    for mode in ('sampled', 'greedy'):
+        vecenv = cli.make_vecenv(game, config)
+        try:
+            results[mode] = cli.evaluate(torch, vecenv, policy, config, episodes,
+                                         greedy=(mode == 'greedy'), max_seconds=120)
+        finally:
+            vecenv.close()
+    return results
 
 
 def plot(points, game, path, title):
@@ -114,6 +128,8 @@ def main():
     parser.add_argument('--threads', default='1,2', help='torch threads to compare (--sps-only)')
     parser.add_argument('--seconds', type=float, default=20.0, help='per SPS measurement')
     parser.add_argument('--out', default='benchmarks/results')
+    parser.add_argument('--eval-episodes', type=int, default=1000,
+                        help='evaluate the final policy on this many episodes (0: skip)')
     args, overrides = parser.parse_known_args()
     game = args.game
     out = Path(args.out)
@@ -137,7 +153,7 @@ def main():
                   f'({sps / env_sps:.1%} of env-only){ratio}', flush=True)
         return
 
-    points, config = learning_curve(game, overrides, args.minutes, out / 'runs')
+    points, config, policy = learning_curve(game, overrides, args.minutes, out / 'runs')
     steps, seconds = points[-1][1], points[-1][0]
     mean_sps = steps / seconds
     print(f'{game}: {steps:,} steps in {seconds:.0f} s = {mean_sps:,.0f} agent-steps/s on average '
@@ -154,10 +170,16 @@ def main():
               f'episodes of the last {WINDOW} s: best {best:.4g}, final {curve[-1][1]:.4g}, '
               + (f'first reached at {first:.0f} s' if first is not None else 'not reached')
               + f'; published: {PUBLISHED_SCORE[game]}')
+    evals = {}
+    if args.eval_episodes:
+        evals = final_eval(game, config, policy, args.eval_episodes)
+        for mode, stats in evals.items():
+            print(f'{game}: final policy, {mode} actions, {stats.get("episodes", 0)} episodes: '
+                  + '  '.join(f'{k} {v:.4g}' for k, v in stats.items() if k != 'episodes'))
     stamp = time.strftime('%Y%m%d_%H%M%S')
     png = out / f'train_{game}_{stamp}.png'
     with open(png.with_suffix('.json'), 'w') as f:
-        json.dump({'game': game, 'overrides': overrides, 'env_sps': env_sps,
+        json.dump({'game': game, 'overrides': overrides, 'env_sps': env_sps, 'eval': evals,
                    'points': [{'seconds': p[0], 'steps': p[1], 'sps': p[2], **p[3]} for p in points]},
                   f)
     try:

@@ -401,3 +401,21 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="saved by a 'match' run, not 'squared'"):
         env = Match(num_envs=8)
         ppo.train('squared', config, env, make_policy(env, 16, 1, False), resume=path)
+
+
+@pytest.mark.slow
+def test_solves_squared_with_its_config():
+    """The committed squared.ini reaches the target in most episodes (random play: ~10%)."""
+    from pufferlib.trainer import cli
+    config = cli.load('squared', ['--train.torch_threads', '1'])
+    vecenv = cli.make_vecenv('squared', config)
+    torch.manual_seed(0)
+    trainer = ppo.Trainer(config['train'], vecenv, cli.build_policy(vecenv, config))
+    try:
+        while not trainer.done:
+            trainer.rollout()
+            trainer.update()
+            trainer.epoch_summary()
+    finally:
+        vecenv.close()
+    assert trainer.env_stats['perf'] > 0.8, trainer.env_stats
