@@ -8,6 +8,7 @@ truncations, infos, agent_ids, masks)` and `close()`.
 * `Native`: one PufferEnv object (which may hold many sub-envs, as the C envs do) is the vector env.
 * `Serial`: several PufferEnv objects in this process, each on its slice of one set of buffers.
 * `Multiprocessing`: env objects in worker processes, every buffer in shared memory.
+* `Ray`: env objects in Ray actors (optional extra `ray`, imported only when used).
 
 Seeding: env object k gets `seed + k * agents_per_env`, and a native env seeds its sub-env i from
 its own seed + i, so every sub-env's seed is its global index plus `seed`, whatever the backend.
@@ -22,11 +23,12 @@ from pufferlib import PufferEnv, buffer_specs, check_action_values, check_action
 from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvTimeoutError,
                                   EnvWorkerError)
 
-__all__ = ['make', 'Native', 'Serial', 'Multiprocessing', 'APIUsageError', 'ClosedError',
+__all__ = ['make', 'Native', 'Serial', 'Multiprocessing', 'Ray', 'APIUsageError', 'ClosedError',
            'EnvDataError', 'EnvTimeoutError', 'EnvWorkerError']
 
 MAKE_ARGS = ('env_args', 'env_kwargs', 'backend', 'num_envs', 'num_workers', 'batch_size',
-             'zero_copy', 'seed', 'overwork', 'check_actions', 'check_finite', 'start_method')
+             'zero_copy', 'seed', 'overwork', 'check_actions', 'check_finite', 'start_method',
+             'ray_address')
 START_METHODS = (None, 'fork', 'spawn', 'forkserver')
 
 
@@ -307,8 +309,9 @@ class Serial:
 
 
 from pufferlib.vector.processes import Multiprocessing  # noqa: E402  (uses the helpers above)
+from pufferlib.vector.ray import Ray, cluster_cpus, cpus_per_worker  # noqa: E402  (ray: lazily)
 
-BACKENDS = {'Native': Native, 'Serial': Serial, 'Multiprocessing': Multiprocessing}
+BACKENDS = {'Native': Native, 'Serial': Serial, 'Multiprocessing': Multiprocessing, 'Ray': Ray}
 
 
 # ---- make ------------------------------------------------------------------------------------
@@ -333,9 +336,12 @@ def _per_env(name, value, num_envs, kind, per_env):
     raise APIUsageError(f'{name} must be {what}, got {value!r}')
 
 
-def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork):
-    """Validated (num_workers, batch_size) for Multiprocessing; the errors show the arithmetic."""
-    cores = len(os.sched_getaffinity(0))
+def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork, cores=None,
+                 cores_text='cores this process may use (os.sched_getaffinity)'):
+    """Validated (num_workers, batch_size) for Multiprocessing and Ray; the errors show the
+    arithmetic. `cores` (default: this process's) bounds num_workers unless overwork."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
     if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
         raise APIUsageError(f'batch_size={batch_size!r}: it must be a positive integer or None '
                             '(= num_envs)')
@@ -368,9 +374,8 @@ def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork):
         raise APIUsageError(f'num_envs={num_envs} is not divisible by num_workers={num_workers} '
                             f'({num_envs} % {num_workers} = {num_envs % num_workers})')
     if num_workers > cores and not overwork:
-        raise APIUsageError(f'num_workers={num_workers} is more than the {cores} cores this process '
-                            'may use (os.sched_getaffinity); pass overwork=True to allow it, or '
-                            'num_workers="auto"')
+        raise APIUsageError(f'num_workers={num_workers} is more than the {cores} {cores_text}; pass '
+                            'overwork=True to allow it, or num_workers="auto"')
     problem = problems(num_workers)
     if problem:
         raise APIUsageError(problem)
@@ -379,7 +384,7 @@ def plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork):
 
 def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial, num_envs=1,
          num_workers=None, batch_size=None, zero_copy=True, seed=0, overwork=False,
-         check_actions=False, check_finite=False, start_method=None, **unknown):
+         check_actions=False, check_finite=False, start_method=None, ray_address=None, **unknown):
     """A vector env over `num_envs` env objects, each made by `creator(*env_args, **env_kwargs,
     buf=..., seed=...)`. See the module docstring and docs/vector.md. Every argument is checked
     before any env or process is created."""
@@ -391,8 +396,8 @@ def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial
             raise APIUsageError(f'unknown backend {backend!r}; use one of {", ".join(BACKENDS)}')
         backend = BACKENDS[backend]
     if backend not in BACKENDS.values():
-        raise APIUsageError(f'backend={backend!r}: use pufferlib.vector.Native, Serial or '
-                            'Multiprocessing (or their names)')
+        raise APIUsageError(f'backend={backend!r}: use pufferlib.vector.Native, Serial, '
+                            'Multiprocessing or Ray (or their names)')
     if not _is_int(num_envs) or num_envs < 1:
         raise APIUsageError(f'num_envs={num_envs!r}: it must be a positive integer (the number of '
                             'env objects)')
@@ -400,6 +405,11 @@ def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial
         raise APIUsageError(f'seed={seed!r}: it must be an integer')
     if start_method not in START_METHODS:
         raise APIUsageError(f'start_method={start_method!r}: use one of {START_METHODS}')
+    if ray_address is not None and (backend is not Ray or not isinstance(ray_address, str)):
+        raise APIUsageError(f'ray_address={ray_address!r}: it must be a string such as "auto" or '
+                            '"10.0.0.1:6379", and only backend=Ray uses it')
+    if backend is Ray and start_method is not None:
+        raise APIUsageError('start_method is for Multiprocessing: Ray starts its own worker processes')
     creators = env_creator_or_creators
     per_env = isinstance(creators, (list, tuple))
     if per_env and len(creators) != num_envs:
@@ -428,6 +438,12 @@ def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial
         return Native(creators[0], args[0], kwargs[0], seed, check_actions, check_finite)
     if backend is Serial:
         return Serial(creators, args, kwargs, num_envs, seed, check_actions, check_finite)
+    if backend is Ray:
+        cpus = cluster_cpus(ray_address)    # APIUsageError if ray is missing
+        num_workers, batch_size = plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork,
+                                               max(cpus, 1), 'CPUs of the Ray cluster')
+        return Ray(creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy, seed,
+                   check_actions, check_finite, ray_address, cpus_per_worker(num_workers, cpus))
     num_workers, batch_size = plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork)
     return Multiprocessing(creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
                            seed, check_actions, check_finite, start_method)

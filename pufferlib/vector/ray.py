@@ -1,0 +1,463 @@
+"""The Ray backend: env objects in Ray actors, for runs that outgrow one machine.
+
+Worker w is an actor holding env objects w * envs_per_worker, ... on buffers of its own (adopted
+via `buf`, as in a Multiprocessing worker). A reset or step returns one tuple of NumPy arrays
+(observations, rewards, terminals, truncations, masks, infos) through Ray's object store, and the
+driver writes it into its batch buffers with one slice assignment per array; actions travel to the
+actor as one array. An env exception is caught in the actor and returned as a report, so that the
+driver can name the worker, env, type and message; a dead actor fails its pending call, which
+`ray.wait` sees at once.
+
+`ray` is imported lazily: `import pufferlib.vector` works without it. With ray_address=None the
+backend uses the Ray instance this process is already connected to, or starts a local one (bound
+to 127.0.0.1, no dashboard, worker logs not forwarded) and shuts it down when the last Ray vector
+env made on it closes. With an address it connects to that cluster and never shuts it down.
+See docs/vector.md.
+"""
+import contextlib
+import logging
+import os
+import re
+import time
+import traceback
+import weakref
+
+import numpy as np
+
+from pufferlib import buffer_specs, check_action_values, check_actions
+from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
+from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, create_env, env_error,
+                              fail, reset, set_spaces, step)
+from pufferlib.vector.processes import _check_worker_env, _envs_text
+
+CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
+DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
+SCHEDULE_TIMEOUT_S = 30.0     # an actor not placed by then (no free CPU) fails make()
+MIN_OBJECT_STORE = 256 << 20  # object store of a local instance: this, or 4 x the buffers if more
+INSTALL_HINT = 'the Ray backend needs ray: pip install "pufferlib[ray]"'
+RESULT_NAMES = ('observations', 'rewards', 'terminals', 'truncations', 'masks')
+
+# The local Ray instance this module started; `open` counts the Ray vector envs still using it.
+_local = {'started': False, 'open': 0}
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise APIUsageError(f'{INSTALL_HINT} ({e})') from e
+    return ray
+
+
+def cluster_cpus(ray_address):
+    """CPUs of the Ray cluster the workers will run on: this process's cores if a local instance
+    is to be started, else the cluster's total (connecting to `ray_address` first if this process
+    is not connected yet). A missing ray is an APIUsageError, raised before anything starts."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        if ray_address is None:
+            return len(os.sched_getaffinity(0))
+        _connect(ray, ray_address)
+    return int(ray.cluster_resources().get('CPU', 0))
+
+
+def cpus_per_worker(num_workers, cpus):
+    """The CPUs each actor reserves: 1, so that Ray spreads the workers over the cluster's CPUs, or
+    none when there are more workers than CPUs (overwork=True): they then share what is there."""
+    return 1.0 if num_workers <= cpus else 0.0
+
+
+@contextlib.contextmanager
+def _loopback_node():
+    """On Linux, Ray (2.60) replaces a loopback node address by the host's public one, both when it
+    starts an instance (whose servers then bind to that address) and when it connects to
+    "127.0.0.1:port", unless its ENABLE_RAY_CLUSTER constant is off: turn it off for the call."""
+    from ray._private import ray_constants
+    saved = getattr(ray_constants, 'ENABLE_RAY_CLUSTER', None)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved is None:
+            del ray_constants.ENABLE_RAY_CLUSTER
+        else:
+            ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def _connect(ray, address):
+    host = address.rsplit(':', 1)[0].strip('[]')
+    loopback = host in ('localhost', '::1') or host.startswith('127.')
+    try:
+        with _loopback_node() if loopback else contextlib.nullcontext():
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise APIUsageError(f'cannot connect to the Ray cluster at ray_address={address!r}: {e}') from e
+
+
+def start_local(buffer_bytes=0):
+    """Start the local Ray instance the backend starts when this process is not connected to one:
+    this process's cores, bound to 127.0.0.1, no dashboard, worker output not forwarded, an object
+    store of max(256 MiB, 4 x buffer_bytes). Call it yourself to keep one instance across several
+    vector envs; the backend then leaves it running, and ray.shutdown() is yours to call. Ray turns
+    on token auth for a new local instance and warns that it did: kept, not logged."""
+    ray = import_ray()
+    auth_log = logging.getLogger('ray._private.authentication.authentication_token_setup')
+    level = auth_log.level
+    auth_log.setLevel(logging.ERROR)
+    try:
+        with _loopback_node():
+            ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING, _node_ip_address='127.0.0.1',
+                     object_store_memory=max(MIN_OBJECT_STORE, 4 * buffer_bytes))
+    finally:
+        auth_log.setLevel(level)
+
+
+class Ray:
+    """Env objects in `num_workers` Ray actors, `num_envs // num_workers` per actor. Batches are
+    those of Multiprocessing: sync, or with batch_size < num_envs the first ready workers (aligned
+    blocks of workers with zero_copy=True, any workers otherwise); send() acts on the workers of the
+    last batch received. `actors[w]` is worker w's actor handle, `worker_pids[w]` its process id.
+    Make it with pufferlib.vector.make, which checks the arguments (and that ray is installed)."""
+    reset, step = reset, step
+
+    def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
+                 seed=0, check_actions=False, check_finite=False, ray_address=None, cpus=1.0):
+        ray = self._ray = import_ray()
+        self.num_envs, self.num_workers, self.batch_size = num_envs, num_workers, batch_size
+        self.envs_per_worker = num_envs // num_workers
+        self.workers_per_batch = batch_size // self.envs_per_worker
+        self.zero_copy = zero_copy or self.workers_per_batch == num_workers
+        self._check_values, self._check_finite = check_actions, check_finite
+        self._state, self._error, self.actors, self.worker_pids = 'new', None, [], []
+
+        driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
+        set_spaces(self, driver, batch_size * driver.num_agents)
+        ape = self.agents_per_env
+        apw = self.agents_per_worker = ape * self.envs_per_worker
+        specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_agents)
+        buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
+        buffers['masks'][:] = True
+        for name, arr in buffers.items():
+            setattr(self, name, arr)
+        self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:])
+                           for name, arr in buffers.items()}
+        self.agent_ids = np.arange(self.num_agents)
+        self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
+        wpb = self.workers_per_batch
+        self._num_blocks = num_workers // wpb
+        self._next_block, self._batch = 0, np.arange(wpb)
+        if not self.zero_copy:
+            self._gathered = {name: np.zeros((wpb, *self._by_worker[name].shape[1:]),
+                                             self._by_worker[name].dtype) for name in RESULT_NAMES}
+        self._action_template = buffers['actions'][:self.agents_per_batch]
+        self._worker_steps = np.zeros(num_workers, np.int64)
+        self._pending = {}    # worker -> (submission number, ObjectRef of its unreceived result)
+        self._submitted = 0
+
+        self._uses_local = False
+        try:
+            if not ray.is_initialized():
+                if ray_address is None:
+                    start_local(sum(arr.nbytes for arr in buffers.values()))
+                    _local['started'], _local['open'] = True, 0
+                else:
+                    _connect(ray, ray_address)
+            if _local['started']:
+                self._uses_local = True
+                _local['open'] += 1
+            remote = ray.remote(RayWorker).options(num_cpus=cpus, max_restarts=0)
+            spaces = (self.single_observation_space, self.single_action_space, ape)
+            for w in range(num_workers):
+                lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+                try:
+                    self.actors.append(remote.remote(lo, creators[lo:hi], args[lo:hi], kwargs[lo:hi],
+                                                     seed, spaces))
+                except TypeError as e:
+                    raise APIUsageError(f'Ray pickles the env creators and env_args/env_kwargs to '
+                                        f'send them to the actors, and that failed: {e}') from e
+            self._finalizer = weakref.finalize(self, _shutdown, ray, list(self.actors), 0.0,
+                                               self._uses_local)
+        except BaseException:
+            driver.close()
+            _shutdown(ray, self.actors, 0.0, self._uses_local)
+            raise
+        try:
+            self._wait_scheduled(cpus)
+            builds = [actor.build.remote() for actor in self.actors]
+            self.worker_pids = [self._result(w, ref, 'building its envs') for w, ref in enumerate(builds)]
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- the protocol ----
+
+    def async_reset(self, seed=None):
+        begin(self, 'async_reset')
+        self._drain()
+        for w in range(self.num_workers):
+            self._submit(w, self.actors[w].reset.remote(seed))
+        self._worker_steps[:] = 0
+        self._next_block, self._state = 0, 'reset'
+
+    def send(self, actions):
+        begin(self, 'send')
+        actions = check_actions(actions, self._action_template)
+        if self._check_values:
+            check_action_values(actions, self.single_action_space)
+        chosen, by_worker = self._batch, self._by_worker['actions']
+        by_worker[chosen] = actions.reshape(len(chosen), self.agents_per_worker, *actions.shape[1:])
+        for w in chosen:
+            self._submit(w, self.actors[w].step.remote(by_worker[w]))
+        self._worker_steps[chosen] += 1
+        self._state = 'pending'
+
+    def recv(self, timeout=None):
+        begin(self, 'recv')
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chosen = self._batch = self._wait_batch(deadline)
+        results = self._results(chosen, [self._pending.pop(w)[1] for w in chosen], 'stepping')
+        infos = []
+        # One slice assignment per array and worker: into the worker's rows of the buffers (an
+        # aligned block is then returned as views), or into row i of the gathered batch.
+        target = self._by_worker if self.zero_copy else self._gathered
+        for i, (w, result) in enumerate(zip(chosen, results)):
+            for name, arr in zip(RESULT_NAMES, result):
+                target[name][w if self.zero_copy else i] = arr
+            infos.extend(result[5])
+        if self.zero_copy:
+            apw = self.agents_per_worker
+            rows = slice(chosen[0] * apw, (chosen[-1] + 1) * apw)
+            obs, rewards, terminals, truncations, ids, masks = (
+                self.observations[rows], self.rewards[rows], self.terminals[rows],
+                self.truncations[rows], self.agent_ids[rows], self.masks[rows])
+        else:
+            g, n = self._gathered, self.agents_per_batch
+            obs, rewards, terminals, truncations, masks = (
+                g['observations'].reshape(n, *self.single_observation_space.shape),
+                g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
+                g['masks'].reshape(n))
+            ids = self._ids_by_worker[chosen].reshape(n)
+        if self._check_finite:
+            steps = self._worker_steps
+            check_finite(self, obs, rewards, ids,
+                         lambda row: int(steps[ids[row] // self.agents_per_worker]))
+        self._state = 'ready'
+        return obs, rewards, terminals, truncations, infos, ids, masks
+
+    def close(self):
+        """Idempotent. Asks every actor to close its envs, gives them CLOSE_GRACE_S, kills them all
+        with ray.kill and waits (up to DEATH_WAIT_S) until Ray reports them dead; then shuts down
+        the local Ray instance if this was the last vector env on it."""
+        if self._state == 'closed':
+            return
+        self._state = 'closed'
+        self._pending.clear()
+        if hasattr(self, '_finalizer'):
+            self._finalizer.detach()
+            _shutdown(self._ray, self.actors, CLOSE_GRACE_S, self._uses_local)
+        self.driver_env.close()
+
+    # ---- waiting and faults ----
+
+    def _submit(self, w, ref):
+        self._submitted += 1
+        self._pending[int(w)] = (self._submitted, ref)
+
+    def _wait_batch(self, deadline):
+        """The workers of the next batch, once all their results are ready: with zero_copy the
+        first ready block, scanning from the block after the last one received; otherwise the
+        workers_per_batch ready workers that were sent work longest ago."""
+        ray, pending, wpb = self._ray, self._pending, self.workers_per_batch
+        need = wpb
+        while True:
+            refs = [ref for _, ref in pending.values()]
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = ray.wait(refs, num_returns=need, timeout=timeout)[0]
+            if len(done) == need < len(refs):    # ray.wait stops at `need`: see all that are ready
+                done = ray.wait(refs, num_returns=len(refs), timeout=0)[0]
+            done = set(done)
+            ready = {w for w, (_, ref) in pending.items() if ref in done}
+            if self.zero_copy:
+                for i in range(self._num_blocks):
+                    b = (self._next_block + i) % self._num_blocks
+                    if ready.issuperset(range(b * wpb, (b + 1) * wpb)):
+                        self._next_block = (b + 1) % self._num_blocks
+                        return np.arange(b * wpb, (b + 1) * wpb)
+            elif len(ready) >= wpb:
+                return np.array(sorted(sorted(ready, key=lambda w: pending[w][0])[:wpb]))
+            if deadline is not None and time.monotonic() >= deadline:
+                waiting = sorted(set(pending) - ready)
+                raise EnvTimeoutError(f'recv() timed out while workers {waiting} were still '
+                                      'stepping', workers=waiting)
+            need = len(done) + 1
+
+    def _wait_scheduled(self, cpus):
+        """Raise, instead of waiting forever, if Ray cannot place every actor because others hold
+        the CPUs; actors that could be placed but are slow to start are waited for."""
+        ray = self._ray
+        refs = [actor.__ray_ready__.remote() for actor in self.actors]
+        while True:
+            done = ray.wait(refs, num_returns=len(refs), timeout=SCHEDULE_TIMEOUT_S)[0]
+            if len(done) == len(refs):
+                break
+            free = ray.available_resources().get('CPU', 0)
+            if cpus == 0 or free >= cpus:    # placeable: only slow to start
+                continue
+            total = ray.cluster_resources().get('CPU', 0)
+            raise APIUsageError(
+                f'Ray could not start {len(refs) - len(done)} of the {len(refs)} workers within '
+                f'{SCHEDULE_TIMEOUT_S:g} s: each reserves {cpus:g} CPU and the cluster has {free:g} '
+                f'of {total:g} CPUs free. Close other Ray vector envs or actors, or use fewer workers '
+                '(with more workers than CPUs and overwork=True, workers reserve no CPU)')
+        for w, ref in enumerate(refs):
+            self._result(w, ref, 'starting')
+
+    def _results(self, workers, refs, doing):
+        """The results of `workers` for `refs`, fetched in one call; a fault is found per worker."""
+        try:
+            results = self._ray.get(refs)
+        except self._ray.exceptions.RayError:
+            results = None
+        if results is None or any(isinstance(r, dict) for r in results):
+            return [self._result(w, ref, doing) for w, ref in zip(workers, refs)]
+        return results
+
+    def _result(self, w, ref, doing):
+        """Worker w's result for `ref`, or the error that replaces it (remembered by fail)."""
+        ray = self._ray
+        lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            pid = f', pid {self.worker_pids[w]}' if len(self.worker_pids) > w else ''
+            raise fail(self, EnvWorkerError(
+                f'worker {w} ({_envs_text(lo, hi)}{pid}) died while {doing}: its Ray actor is gone. '
+                f'Ray says: {_death_cause(e)}', worker=w, envs=range(lo, hi),
+                remote_traceback=str(e))) from e
+        except ray.exceptions.RayError as e:
+            raise fail(self, EnvWorkerError(
+                f'worker {w} ({_envs_text(lo, hi)}) failed in Ray while {doing}: '
+                f'{type(e).__name__}: {str(e)[:500]}', worker=w, envs=range(lo, hi),
+                remote_traceback=str(e))) from e
+        if isinstance(result, dict):    # an error report from the actor
+            if result['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
+                raise fail(self, APIUsageError(f"worker {w}, env {result['env']}: {result['message']} "
+                                               f"({result['where']})"))
+            raise fail(self, env_error(result['env'], result['type'], result['message'],
+                                       result['where'], result['traceback'], worker=w,
+                                       envs=range(lo, hi)))
+        return result
+
+    def _drain(self):
+        """Wait for every unreceived result (raising a fault found in one) and drop it."""
+        workers = sorted(self._pending)
+        self._results(workers, [self._pending[w][1] for w in workers], 'finishing before a reset')
+        self._pending.clear()
+
+
+def _death_cause(error):
+    """Ray's reason for an actor's death, cut before its list of common causes, plus the last line
+    of the text when that is an exception (e.g. the ModuleNotFoundError that failed the actor's
+    creation); ANSI colours removed."""
+    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).rstrip() for l in str(error).strip().splitlines()]
+    lines = [l for l in lines if l] or [type(error).__name__]
+    reason = next((l for l in lines if ' because ' in l), lines[0])
+    reason = reason.split(' Some common causes')[0].strip()
+    if re.match(r'\w+(Error|Exception|Interrupt)\b.*:', lines[-1]) and lines[-1] not in reason:
+        reason += f' ... {lines[-1]}'
+    return reason
+
+
+def _shutdown(ray, actors, grace, uses_local):
+    """Let the actors close their envs (up to `grace` s), kill them all, wait until Ray reports
+    them dead, and shut down the local instance after its last vector env."""
+    try:
+        if actors and ray.is_initialized():
+            if grace > 0:
+                closing = [actor.close.remote() for actor in actors]
+                ray.wait(closing, num_returns=len(closing), timeout=grace)
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+            # A call to a dead actor fails as soon as Ray has marked it dead.
+            gone = [actor.__ray_ready__.remote() for actor in actors]
+            ray.wait(gone, num_returns=len(gone), timeout=DEATH_WAIT_S)
+    finally:
+        if uses_local and _local['started']:
+            _local['open'] -= 1
+            if _local['open'] <= 0:
+                _local['started'] = False
+                ray.shutdown()
+
+
+# ---- the actor -------------------------------------------------------------------------------
+
+class RayWorker:
+    """Env objects first_env, first_env + 1, ... on this actor's own buffers. reset and step return
+    (observations, rewards, terminals, truncations, masks, infos); an env error returns a report
+    dict instead (the actor stays alive, so the driver can read it), and so does every later call."""
+
+    def __init__(self, first_env, creators, args, kwargs, seed, spaces):
+        self.first_env, self.seed, self.spaces = first_env, seed, spaces
+        self.creators, self.args, self.kwargs = creators, args, kwargs
+        self.envs, self.buffers, self.report, self.index = [], None, None, first_env
+
+    def build(self):
+        return self._run('in its constructor', self._build)
+
+    def reset(self, seed):
+        return self._run('in reset()', self._reset, seed)
+
+    def step(self, actions):
+        return self._run('in step()', self._step, actions)
+
+    def close(self):
+        for env in self.envs:
+            try:
+                env.close()
+            except Exception:
+                pass
+        self.envs = []
+
+    def _build(self):
+        obs_space, act_space, ape = self.spaces
+        specs = buffer_specs(obs_space, act_space, len(self.creators) * ape)
+        self.buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
+        self.buffers['masks'][:] = True
+        for k, creator in enumerate(self.creators):
+            index = self.index = self.first_env + k
+            buf = {name: arr[k * ape:(k + 1) * ape] for name, arr in self.buffers.items()}
+            env = creator(*self.args[k], **self.kwargs[k], buf=buf, seed=self.seed + index * ape)
+            self.envs.append(env)
+            _check_worker_env(env, index, obs_space, act_space, ape)
+            check_adopted(env, buf, index)
+        return os.getpid()
+
+    def _reset(self, seed):
+        infos, ape = [], self.spaces[2]
+        for k, env in enumerate(self.envs):
+            index = self.index = self.first_env + k
+            infos += check_infos(env.reset(None if seed is None else seed + index * ape)[1], index)
+        return self._results(infos)
+
+    def _step(self, actions):
+        self.buffers['actions'][:] = actions
+        infos = []
+        for k, env in enumerate(self.envs):
+            index = self.index = self.first_env + k
+            infos += check_infos(env.step(env.actions)[4], index)
+        return self._results(infos)
+
+    def _results(self, infos):
+        b = self.buffers
+        return b['observations'], b['rewards'], b['terminals'], b['truncations'], b['masks'], infos
+
+    def _run(self, where, method, *args):
+        if self.report is None:
+            try:
+                return method(*args)
+            except Exception as e:
+                self.report = {'env': self.index, 'type': type(e).__name__, 'message': str(e),
+                               'where': where, 'traceback': ''.join(
+                                   traceback.format_exception(type(e), e, e.__traceback__))}
+        return self.report
