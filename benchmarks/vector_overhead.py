@@ -5,12 +5,16 @@
 (b) agent-steps/s of a NumPy env whose step dominates (Match(work=...)): Multiprocessing with 2
     workers vs Native in one process (target ratio >= 1.8 on 2 cores);
 (c) Gymnasium SyncVectorEnv and AsyncVectorEnv(shared_memory=True) over 8 MatchGym envs vs our
-    Multiprocessing over 8 Match(num_envs=1) objects with 2 workers, the same work per step.
+    Multiprocessing over 8 Match(num_envs=1) objects with 2 workers, the same work per step;
+(r) the Ray backend (needs ray; on a local instance started once for the part) against
+    Multiprocessing with the same workers: round trips (sync and async) with the free env, agent-
+    steps/s with Match(work=...) and with the squared C env (2 x 4096 sub-envs, a bigger payload).
 
 Configurations are measured in interleaved rounds and the medians reported, so that a noisy
 (shared) machine slows every configuration alike; ratios are medians of per-round ratios.
 
-    python benchmarks/vector_overhead.py [--quick] [--main-budget SPIN,YIELD,BLOCK] [--worker-budget ...]
+    python benchmarks/vector_overhead.py [--quick] [--parts abcr] [--main-budget SPIN,YIELD,BLOCK]
+                                         [--worker-budget ...]
 """
 import argparse
 import os
@@ -183,12 +187,62 @@ def part_c(rounds, seconds, work):
           f'{gym_one * 1e6:.1f} us)')
 
 
+def part_r(rounds, seconds, sub_envs, work):
+    try:
+        import ray
+    except ImportError:
+        print('\n(r) Ray: skipped, ray is not installed (pip install "pufferlib[ray]")')
+        return
+    from pufferlib import ocean
+    from pufferlib.vector import ray as ray_backend
+    started = not ray.is_initialized()
+    if started:
+        ray_backend.start_local()    # once for the part; each Ray vector env would start its own
+    mp, on_ray = dict(backend='Multiprocessing', num_workers=2), dict(backend='Ray', num_workers=2)
+    try:
+        # One Ray vector env per measure(): its 2 workers reserve the 2 CPUs of the local instance.
+        print('\n(r) Ray vs Multiprocessing, 2 workers each')
+        print('  round trip send+recv, env step ~free (us; median of rounds, lower is better)')
+        for label, kwargs in (('sync, 2 envs', dict(num_envs=2)),
+                              ('async, 4 envs, batch 2', dict(num_envs=4, batch_size=2))):
+            configs = {
+                f'Multiprocessing {label}': (lambda: pv.make(Noop, **mp, **kwargs), round_trips, 1),
+                f'Ray {label}': (lambda: pv.make(Noop, **on_ray, **kwargs), round_trips, 1),
+            }
+            results = measure(configs, rounds, seconds)
+            for name, per_second in results.items():
+                us = [1e6 / x for x in per_second]
+                print(f'    {name:40s} {statistics.median(us):9.1f} us   (best {min(us):.1f})')
+            print(f'    Ray round trip / Multiprocessing round trip: '
+                  f'{ratio(results, f"Multiprocessing {label}", f"Ray {label}"):.1f}x')
+        print('  agent-steps/s (higher is better)')
+        squared = ocean.env_creator('squared')
+        for label, creator, kwargs, agents in (
+                (f'Match(work={work}), 2 x {sub_envs} sub-envs', Match,
+                 dict(num_envs=sub_envs, work=work), 2 * sub_envs),
+                ('squared C env, 2 x 4096 sub-envs', squared, dict(num_envs=4096), 2 * 4096)):
+            configs = {
+                f'Multiprocessing, {label}': (lambda: pv.make(
+                    creator, env_kwargs=kwargs, num_envs=2, **mp), round_trips, agents),
+                f'Ray, {label}': (lambda: pv.make(
+                    creator, env_kwargs=kwargs, num_envs=2, **on_ray), round_trips, agents),
+            }
+            results = measure(configs, rounds, seconds)
+            for name, sps in results.items():
+                print(f'    {name:58s} {statistics.median(sps):12,.0f}')
+            print(f'    Ray / Multiprocessing: '
+                  f'{ratio(results, f"Ray, {label}", f"Multiprocessing, {label}"):.2f}x')
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='a smoke run (short, one round)')
     parser.add_argument('--main-budget', help='SPIN,YIELD,BLOCK microseconds for the main process')
     parser.add_argument('--worker-budget', help='SPIN,YIELD,BLOCK microseconds for the workers')
-    parser.add_argument('--parts', default='abc')
+    parser.add_argument('--parts', default='abcr')
     args = parser.parse_args()
     if args.main_budget:
         processes.MAIN_BUDGET = tuple(map(float, args.main_budget.split(',')))
@@ -204,6 +258,8 @@ def main():
         part_b(rounds, seconds, sub_envs=256, work=4 if args.quick else 20)
     if 'c' in args.parts:
         part_c(rounds, seconds, work=0)
+    if 'r' in args.parts:
+        part_r(rounds, seconds, sub_envs=256, work=4 if args.quick else 20)
 
 
 if __name__ == '__main__':

@@ -185,7 +185,8 @@ class Ray:
         try:
             self._wait_scheduled(cpus)
             builds = [actor.build.remote() for actor in self.actors]
-            self.worker_pids = [self._result(w, ref, 'building its envs') for w, ref in enumerate(builds)]
+            self.worker_pids = [self._result(w, ref, 'building its envs')
+                                for w, ref in enumerate(builds)]
         except BaseException:
             self.close()
             raise
