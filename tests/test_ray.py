@@ -345,7 +345,9 @@ def test_close_leaves_no_actors_and_use_after_close_fails(vecs):
 
 # ---- local instance and cluster address --------------------------------------------------------
 
-def run_script(code, timeout=90, env=None):
+def run_script(code, timeout=90):
+    """Run `code` in a fresh Python (no RAY_ADDRESS) and return the JSON its last line prints."""
+    env = {k: v for k, v in os.environ.items() if k != 'RAY_ADDRESS'}
     out = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=ROOT, capture_output=True,
                          text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr
@@ -376,17 +378,26 @@ def test_local_instance_on_loopback_shut_down_after_last_close():
 
 
 def test_ray_address_connects_and_leaves_the_cluster_running():
+    """ray_address (or Ray's RAY_ADDRESS variable) connects to a running cluster, here the module's
+    instance; closing the vector env leaves that cluster running."""
     address = ray.get_runtime_context().gcs_address
     result = run_script(f'''
-        import json, numpy as np, ray
+        import json, os, numpy as np, ray
         import pufferlib.vector as pv
         from pufferlib.examples import Match
-        vec = pv.make(Match, backend='Ray', num_envs=2, num_workers=2, ray_address={address!r})
-        vec.reset()
-        vec.step(np.zeros(2, np.int32))
-        gcs = ray.get_runtime_context().gcs_address
-        vec.close()
-        print(json.dumps(dict(gcs=gcs, initialized=ray.is_initialized())))
+        seen = []
+        for how in ('argument', 'environment'):
+            if how == 'environment':
+                ray.shutdown()    # disconnect this driver; the cluster is the test's
+                os.environ['RAY_ADDRESS'] = {address!r}
+            kwargs = dict(ray_address={address!r}) if how == 'argument' else {{}}
+            vec = pv.make(Match, backend='Ray', num_envs=2, num_workers=2, **kwargs)
+            vec.reset()
+            vec.step(np.zeros(2, np.int32))
+            seen.append(ray.get_runtime_context().gcs_address)
+            vec.close()
+            seen.append(ray.is_initialized())
+        print(json.dumps(seen))
     ''')
-    assert result == {'gcs': address, 'initialized': True}    # connected, not shut down
-    assert ray.cluster_resources().get('CPU') == CORES        # the cluster still serves us
+    assert result == [address, True, address, True]    # connected, not shut down
+    assert ray.cluster_resources().get('CPU') == CORES    # the cluster still serves us

@@ -439,6 +439,7 @@ def make(env_creator_or_creators, env_args=None, env_kwargs=None, backend=Serial
     if backend is Serial:
         return Serial(creators, args, kwargs, num_envs, seed, check_actions, check_finite)
     if backend is Ray:
+        ray_address = ray_address or os.environ.get('RAY_ADDRESS') or None    # Ray's own default
         cpus = cluster_cpus(ray_address)    # APIUsageError if ray is missing
         num_workers, batch_size = plan_workers(num_envs, num_workers, batch_size, zero_copy, overwork,
                                                max(cpus, 1), 'CPUs of the Ray cluster')

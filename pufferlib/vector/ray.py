@@ -106,7 +106,7 @@ def start_local(buffer_bytes=0):
     auth_log.setLevel(logging.ERROR)
     try:
         with _loopback_node():
-            ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
+            ray.init(address='local', num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING, _node_ip_address='127.0.0.1',
                      object_store_memory=max(MIN_OBJECT_STORE, 4 * buffer_bytes))
     finally:
