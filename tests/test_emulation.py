@@ -724,32 +724,28 @@ def test_vector_env_k_is_the_env_seeded_seed_plus_k():
 
 
 def faulty(buf=None, seed=0):
-    """Env 1 of a vector env returns a float64 observation at its third step."""
+    """The env seeded 1 returns a float64 observation at its third step."""
     return E.GymnasiumPufferEnv(Faulty('wrong_dtype', 3 if seed == 1 else -1), buf=buf, seed=seed)
 
 
-def test_bad_observation_in_a_worker_names_the_env():
-    vec = pufferlib.vector.make(faulty, backend='Multiprocessing', num_envs=2, num_workers=2)
+@pytest.mark.parametrize('backend, prefix', [('Native', 'env 0: '), ('Serial', 'env 1: '),
+                                             ('Multiprocessing', 'worker 1, env 1: ')])
+def test_bad_observation_is_api_usage_error_naming_the_env(backend, prefix):
+    """Row 15 through every local backend: the same error type, with the env's index (env 1 of
+    two under Serial and Multiprocessing; the one env, seeded 1, under Native)."""
+    num_envs = 1 if backend == 'Native' else 2
+    vec = pufferlib.vector.make(faulty, backend=backend, num_envs=num_envs,
+                                num_workers=2 if backend == 'Multiprocessing' else None,
+                                seed=1 if backend == 'Native' else 0)
     try:
         vec.reset()
-        vec.step(np.zeros(2, np.int32))
-        vec.step(np.zeros(2, np.int32))
-        with pytest.raises(APIUsageError, match=r'env 1: GymnasiumPufferEnv\(Faulty\): '
-                           r'observation is a float64 array of shape \(4,\), expected a float32'):
-            vec.step(np.zeros(2, np.int32))
-    finally:
-        vec.close()
-
-
-def test_bad_observation_in_serial_is_api_usage_error():
-    vec = pufferlib.vector.make(faulty, backend='Serial', num_envs=2)
-    try:
-        vec.reset()
-        vec.step(np.zeros(2, np.int32))
-        vec.step(np.zeros(2, np.int32))
+        actions = np.zeros(num_envs, np.int32)
+        vec.step(actions)
+        vec.step(actions)
         with pytest.raises(APIUsageError, match=r'GymnasiumPufferEnv\(Faulty\): observation is a '
-                           r'float64 array of shape \(4,\), expected a float32'):
-            vec.step(np.zeros(2, np.int32))
+                           r'float64 array of shape \(4,\), expected a float32') as info:
+            vec.step(actions)
+        assert str(info.value).startswith(prefix + 'GymnasiumPufferEnv(Faulty): '), str(info.value)
     finally:
         vec.close()
 

@@ -72,6 +72,18 @@ def local_env_error(index, exc, where, hint=''):
                      ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)), hint=hint)
 
 
+def call_env(vec, index, method, arg, where):
+    """method(arg) of env `index` in this process. Misuse (an APIUsageError, such as a bad
+    observation from an emulated env) is re-raised naming the env, as Multiprocessing names worker
+    and env; any other exception breaks `vec` with an EnvWorkerError."""
+    try:
+        return method(arg)
+    except APIUsageError as e:
+        raise APIUsageError(f'env {index}: {e}') from e
+    except Exception as e:
+        raise fail(vec, local_env_error(index, e, where)) from e
+
+
 def check_same_spaces(env, driver, index):
     for name in ('single_observation_space', 'single_action_space', 'num_agents'):
         if getattr(env, name) != getattr(driver, name):
@@ -179,12 +191,7 @@ class Native:
 
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
-        try:
-            self._infos = check_infos(self.env.reset(seed)[1], 0)
-        except APIUsageError:
-            raise
-        except Exception as e:
-            raise fail(self, local_env_error(0, e, 'in reset()')) from e
+        self._infos = check_infos(call_env(self, 0, self.env.reset, seed, 'in reset()')[1], 0)
         self._state, self._steps = 'reset', 0
 
     def send(self, actions):
@@ -195,12 +202,7 @@ class Native:
             check_action_values(actions, self.single_action_space)
         if actions is not env.actions:
             np.copyto(env.actions, actions, casting='same_kind')
-        try:
-            self._infos = check_infos(env.step(env.actions)[4], 0)
-        except APIUsageError:
-            raise
-        except Exception as e:
-            raise fail(self, local_env_error(0, e, 'in step()')) from e
+        self._infos = check_infos(call_env(self, 0, env.step, env.actions, 'in step()')[4], 0)
         self._state = 'pending'
         self._steps += 1
 
@@ -262,13 +264,8 @@ class Serial:
         begin(self, 'async_reset')
         infos = []
         for k, env in enumerate(self.envs):
-            try:
-                env_seed = None if seed is None else seed + k * self.agents_per_env
-                infos.extend(check_infos(env.reset(env_seed)[1], k))
-            except APIUsageError:
-                raise
-            except Exception as e:
-                raise fail(self, local_env_error(k, e, 'in reset()')) from e
+            env_seed = None if seed is None else seed + k * self.agents_per_env
+            infos.extend(check_infos(call_env(self, k, env.reset, env_seed, 'in reset()')[1], k))
         self._infos, self._state, self._steps = infos, 'reset', 0
 
     def send(self, actions):
@@ -280,12 +277,7 @@ class Serial:
             np.copyto(self.actions, actions, casting='same_kind')
         infos = []
         for k, env in enumerate(self.envs):
-            try:
-                infos.extend(check_infos(env.step(env.actions)[4], k))
-            except APIUsageError:
-                raise
-            except Exception as e:
-                raise fail(self, local_env_error(k, e, 'in step()')) from e
+            infos.extend(check_infos(call_env(self, k, env.step, env.actions, 'in step()')[4], k))
         self._infos, self._state = infos, 'pending'
         self._steps += 1
 
