@@ -293,6 +293,8 @@ def cartpole(buf=None, seed=0):
 
 @pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
 def test_vector_env_over_pufferlib_vector_matches_sync_vector_env(backend):
+    """Batches and final observations (`final_obs`, `_final_obs`) as SyncVectorEnv's in SAME_STEP
+    mode: the vector env passes the emulated envs' final_observations through."""
     vec = pufferlib.vector.make(cartpole, backend=backend, num_envs=4, num_workers=2)
     try:
         ours = E.GymnasiumVectorEnv(vec)
@@ -306,6 +308,12 @@ def test_vector_env_over_pufferlib_vector_matches_sync_vector_env(backend):
             for u, v in zip(x[:4], y[:4]):
                 if v is not None:
                     assert np.array_equal(u, v)
+        for x, y in zip(a[1:], b[1:]):
+            assert ('final_obs' in x[4]) == ('final_obs' in y[4])
+            if 'final_obs' in y[4]:
+                assert np.array_equal(x[4]['_final_obs'], y[4]['_final_obs'])
+                for i in np.flatnonzero(y[4]['_final_obs']):
+                    assert np.array_equal(x[4]['final_obs'][i], y[4]['final_obs'][i])
         assert sum(x[2].sum() for x in a[1:]) >= 10
     finally:
         vec.close()

@@ -23,7 +23,7 @@ from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvT
                                   EnvWorkerError)
 from pufferlib.vector import ray as ray_backend  # noqa: E402
 from tests.faulty_env import FaultyEnv  # noqa: E402
-from tests.test_vector import BoxEnv, rollout, same  # noqa: E402
+from tests.test_vector import BoxEnv, check_final_observations, countdown, rollout, same  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORES = len(os.sched_getaffinity(0))
@@ -184,6 +184,17 @@ def test_async_pool_is_fair_and_ids_match_data(vecs, zero_copy):
         vec.send(np.zeros(2, np.int32))
     for start in range(len(batches) - 6):
         assert set().union(*batches[start:start + 6]) == {0, 1, 2, 3}, batches
+
+
+@pytest.mark.parametrize('kwargs', [dict(num_envs=4, num_workers=2),
+                                    dict(num_envs=4, num_workers=4, batch_size=2, overwork=True),
+                                    dict(num_envs=4, num_workers=4, batch_size=2, overwork=True,
+                                         zero_copy=False)], ids=['sync', 'async', 'async copy'])
+def test_final_observations_of_the_batch(vecs, kwargs):
+    vec = make(vecs, countdown, backend='Ray', **kwargs)
+    check_final_observations(vec)
+    vec.close()    # its workers hold the CPUs
+    assert not hasattr(make(vecs, Match, backend='Ray', **kwargs), 'final_observations')
 
 
 def test_infos_are_flat_and_counted_once(vecs):

@@ -475,6 +475,69 @@ def test_recv_timeout_on_healthy_env_is_not_triggered(vecs):
     assert vec.recv(timeout=5)[0].shape == (2, 3)
 
 
+# ---- final observations -------------------------------------------------------------------------
+
+class Countdown(gymnasium.Env):
+    """Observes (its id, steps into the episode); an episode lasts 2 + id % 3 steps. The id is the
+    seed of its first reset: env k of a vector env reset with seed 0 is id k."""
+    observation_space = gymnasium.spaces.Box(0, 100, (2,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.id = seed
+        self.t = 0
+        return np.array([self.id, 0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.id, self.t], np.float32), 0.0, self.t == 2 + self.id % 3, False, {}
+
+
+def countdown(buf=None, seed=0):
+    from pufferlib.emulation import GymnasiumPufferEnv
+    return GymnasiumPufferEnv(Countdown(), buf=buf, seed=seed)
+
+
+def check_final_observations(vec, recvs=30):
+    """Steps `vec` (of countdown envs) and checks that `vec.final_observations` holds, in the rows
+    of each batch, the last observation of every episode that ended in that step."""
+    vec.async_reset(seed=0)
+    ends = 0
+    for _ in range(recvs):
+        obs, _, terminals, _, _, ids, _ = vec.recv()
+        final = vec.final_observations
+        assert final.shape == obs.shape and final.dtype == obs.dtype
+        assert obs[:, 0].tolist() == ids.tolist()
+        for i in np.flatnonzero(terminals):
+            assert final[i].tolist() == [ids[i], 2 + ids[i] % 3]
+            assert obs[i].tolist() == [ids[i], 0]    # the next episode's first
+        ends += int(terminals.sum())
+        vec.send(np.zeros(len(ids), np.int32))
+    assert ends >= recvs // 4
+
+
+ASYNC = dict(backend='Multiprocessing', num_envs=4, num_workers=4, batch_size=2, overwork=True)
+FINAL_CONFIGS = {
+    'Native': dict(backend='Native'),
+    'Serial': dict(backend='Serial', num_envs=4),
+    'Multiprocessing': dict(backend='Multiprocessing', num_envs=4, num_workers=2),
+    'Multiprocessing async': ASYNC,
+    'Multiprocessing async copy': dict(ASYNC, zero_copy=False),
+}
+
+
+@pytest.mark.parametrize('config', FINAL_CONFIGS)
+def test_final_observations_of_the_batch(vecs, config):
+    check_final_observations(make(vecs, countdown, **FINAL_CONFIGS[config]))
+
+
+@pytest.mark.parametrize('config', FINAL_CONFIGS)
+def test_no_final_observations_without_them(vecs, config):
+    vec = make(vecs, Match, **FINAL_CONFIGS[config])
+    assert not hasattr(vec, 'final_observations')
+
+
 # ---- the wait primitive ------------------------------------------------------------------------
 
 def test_wait_budget_adapts():

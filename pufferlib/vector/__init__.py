@@ -84,6 +84,23 @@ def call_env(vec, index, method, arg, where):
         raise fail(vec, local_env_error(index, e, where)) from e
 
 
+def vector_specs(driver, num_agents):
+    """buffer_specs of `num_agents` agents of the driver env's spaces, plus `final_observations`
+    (shaped like observations) when the driver records the last observation of each episode there,
+    as the emulated envs do: every env then adopts its rows of buf['final_observations']."""
+    specs = buffer_specs(driver.single_observation_space, driver.single_action_space, num_agents)
+    if hasattr(driver, 'final_observations'):
+        specs['final_observations'] = specs['observations']
+    return specs
+
+
+def allocate(specs):
+    """Zeroed arrays of `specs` ({name: (shape, dtype)}), masks set."""
+    buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
+    buffers['masks'][:] = True
+    return buffers
+
+
 def check_same_spaces(env, driver, index):
     for name in ('single_observation_space', 'single_action_space', 'num_agents'):
         if getattr(env, name) != getattr(driver, name):
@@ -94,7 +111,8 @@ def check_same_spaces(env, driver, index):
 def check_adopted(env, buf, index):
     """An env that ignores `buf` would step on arrays nobody reads: refuse it."""
     for name, arr in buf.items():
-        if not np.shares_memory(getattr(env, name), arr):
+        own = getattr(env, name, None)
+        if not isinstance(own, np.ndarray) or not np.shares_memory(own, arr):
             raise APIUsageError(f'env {index} ({type(env).__name__}) did not adopt buf[{name!r}]: its '
                                 'constructor must pass buf to PufferEnv.__init__(buf)')
 
@@ -186,6 +204,8 @@ class Native:
         self.num_envs, self.num_workers = 1, 1
         self.env = create_env(creator, args, kwargs, None, seed, 0, native=True)
         set_spaces(self, self.env, self.env.num_agents)
+        if hasattr(self.env, 'final_observations'):
+            self.final_observations = self.env.final_observations
         self._check_values, self._check_finite = check_actions, check_finite
         self._state, self._error, self._infos, self._steps = 'new', None, [], 0
 
@@ -237,10 +257,7 @@ class Serial:
         probe = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
         try:
             ape = probe.num_agents
-            specs = buffer_specs(probe.single_observation_space, probe.single_action_space,
-                                 num_envs * ape)
-            self.buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
-            self.buffers['masks'][:] = True
+            self.buffers = allocate(vector_specs(probe, num_envs * ape))
             self.envs = []
             for k in range(num_envs):
                 buf = {name: arr[k * ape:(k + 1) * ape] for name, arr in self.buffers.items()}

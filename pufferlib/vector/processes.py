@@ -25,11 +25,11 @@ from multiprocessing import connection
 
 import numpy as np
 
-from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions
+from pufferlib import PufferEnv, check_action_values, check_actions
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
 from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, create_env, env_error,
-                              fail, reset, set_spaces, step)
+                              fail, reset, set_spaces, step, vector_specs)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
@@ -93,8 +93,7 @@ class Multiprocessing:
         set_spaces(self, driver, batch_size * driver.num_agents)
         ape = self.agents_per_env
         apw = self.agents_per_worker = ape * self.envs_per_worker
-        specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_agents)
-        layout, size = _layout(specs, num_workers)
+        layout, size = _layout(vector_specs(driver, self.num_agents), num_workers)
         raw = multiprocessing.RawArray(ctypes.c_uint8, size + ALIGN)
         pad = -ctypes.addressof(raw) % ALIGN
         views = _views(raw, pad, layout)
@@ -119,10 +118,15 @@ class Multiprocessing:
                                    'terminals', 'truncations')) + (self.agent_ids[r], views['masks'][r])
                                    for r in rows]
             self._block_actions = [views['actions'][r] for r in rows]
+            self._block_finals = ([views['final_observations'][r] for r in rows]
+                                  if 'final_observations' in views and self._num_blocks > 1 else None)
         else:
             self._gathered = {name: np.zeros((wpb, *arr.shape[1:]), arr.dtype)
                               for name, arr in self._by_worker.items() if name != 'actions'}
             self._order = np.zeros(num_workers, np.int64)
+            if 'final_observations' in views:    # gathered with the rest of the batch
+                self.final_observations = self._gathered['final_observations'].reshape(
+                    apb, *self.single_observation_space.shape)
         self._action_template = views['actions'][:apb]    # the shape and dtype send() expects
         self._worker_steps = np.zeros(num_workers, np.int64)
         self._next_liveness = 0.0
@@ -215,6 +219,8 @@ class Multiprocessing:
             self._next_block = (b + 1) % self._num_blocks
             infos = self._collect_infos(range(lo, hi)) if self._ctl.count(lo, hi, _sync.INFO) else []
             obs, rewards, terminals, truncations, ids, masks = self._block_results[b]
+            if self._block_finals:
+                self.final_observations = self._block_finals[b]
         else:
             self._wait(wpb, 0, True, deadline, 'stepping')
             self._ctl.first_ready(self._order)

@@ -2,9 +2,9 @@
 
 Worker w is an actor holding env objects w * envs_per_worker, ... on buffers of its own (adopted
 via `buf`, as in a Multiprocessing worker). A reset or step returns one tuple of NumPy arrays
-(observations, rewards, terminals, truncations, masks, infos) through Ray's object store, and the
-driver writes it into its batch buffers with one slice assignment per array; actions travel to the
-actor as one array. An env exception is caught in the actor and returned as a report, so that the
+(observations, rewards, terminals, truncations, masks, then final_observations when the envs record
+them, then infos) through Ray's object store, and the driver writes it into its batch buffers with
+one slice assignment per array; actions travel to the actor as one array. An env exception is caught in the actor and returned as a report, so that the
 driver can name the worker, env, type and message; a dead actor fails its pending call, which
 `ray.wait` sees at once.
 
@@ -24,10 +24,10 @@ import weakref
 
 import numpy as np
 
-from pufferlib import buffer_specs, check_action_values, check_actions
+from pufferlib import check_action_values, check_actions
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, create_env, env_error,
-                              fail, reset, set_spaces, step)
+from pufferlib.vector import (allocate, begin, check_adopted, check_finite, check_infos, create_env,
+                              env_error, fail, reset, set_spaces, step, vector_specs)
 from pufferlib.vector.processes import _check_worker_env, _envs_text
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
@@ -135,9 +135,9 @@ class Ray:
         set_spaces(self, driver, batch_size * driver.num_agents)
         ape = self.agents_per_env
         apw = self.agents_per_worker = ape * self.envs_per_worker
-        specs = buffer_specs(self.single_observation_space, self.single_action_space, self.num_agents)
-        buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
-        buffers['masks'][:] = True
+        buffers = allocate(vector_specs(driver, self.num_agents))
+        self._final = buffers.get('final_observations')
+        self._result_names = RESULT_NAMES + (() if self._final is None else ('final_observations',))
         for name, arr in buffers.items():
             setattr(self, name, arr)
         self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:])
@@ -149,7 +149,11 @@ class Ray:
         self._next_block, self._batch = 0, np.arange(wpb)
         if not self.zero_copy:
             self._gathered = {name: np.zeros((wpb, *self._by_worker[name].shape[1:]),
-                                             self._by_worker[name].dtype) for name in RESULT_NAMES}
+                                             self._by_worker[name].dtype)
+                              for name in self._result_names}
+            if self._final is not None:    # gathered with the rest of the batch
+                self.final_observations = self._gathered['final_observations'].reshape(
+                    self.agents_per_batch, *self.single_observation_space.shape)
         self._action_template = buffers['actions'][:self.agents_per_batch]
         self._worker_steps = np.zeros(num_workers, np.int64)
         self._pending = {}    # worker -> (submission number, ObjectRef of its unreceived result)
@@ -168,11 +172,12 @@ class Ray:
                 _local['open'] += 1
             remote = ray.remote(RayWorker).options(num_cpus=cpus, max_restarts=0)
             spaces = (self.single_observation_space, self.single_action_space, ape)
+            specs = vector_specs(driver, apw)    # of each actor's own buffers
             for w in range(num_workers):
                 lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
                 try:
                     self.actors.append(remote.remote(lo, creators[lo:hi], args[lo:hi], kwargs[lo:hi],
-                                                     seed, spaces))
+                                                     seed, spaces, specs))
                 except TypeError as e:
                     raise APIUsageError(f'Ray pickles the env creators and env_args/env_kwargs to '
                                         f'send them to the actors, and that failed: {e}') from e
@@ -223,15 +228,17 @@ class Ray:
         # aligned block is then returned as views), or into row i of the gathered batch.
         target = self._by_worker if self.zero_copy else self._gathered
         for i, (w, result) in enumerate(zip(chosen, results)):
-            for name, arr in zip(RESULT_NAMES, result):
+            for name, arr in zip(self._result_names, result):
                 target[name][w if self.zero_copy else i] = arr
-            infos.extend(result[5])
+            infos.extend(result[-1])
         if self.zero_copy:
             apw = self.agents_per_worker
             rows = slice(chosen[0] * apw, (chosen[-1] + 1) * apw)
             obs, rewards, terminals, truncations, ids, masks = (
                 self.observations[rows], self.rewards[rows], self.terminals[rows],
                 self.truncations[rows], self.agent_ids[rows], self.masks[rows])
+            if self._final is not None:
+                self.final_observations = self._final[rows]
         else:
             g, n = self._gathered, self.agents_per_batch
             obs, rewards, terminals, truncations, masks = (
@@ -394,12 +401,13 @@ def _shutdown(ray, actors, grace, uses_local):
 # ---- the actor -------------------------------------------------------------------------------
 
 class RayWorker:
-    """Env objects first_env, first_env + 1, ... on this actor's own buffers. reset and step return
-    (observations, rewards, terminals, truncations, masks, infos); an env error returns a report
-    dict instead (the actor stays alive, so the driver can read it), and so does every later call."""
+    """Env objects first_env, first_env + 1, ... on this actor's own buffers (of `specs`). reset and
+    step return (observations, rewards, terminals, truncations, masks[, final_observations], infos),
+    final_observations when the envs record them; an env error returns a report dict instead (the
+    actor stays alive, so the driver can read it), and so does every later call."""
 
-    def __init__(self, first_env, creators, args, kwargs, seed, spaces):
-        self.first_env, self.seed, self.spaces = first_env, seed, spaces
+    def __init__(self, first_env, creators, args, kwargs, seed, spaces, specs):
+        self.first_env, self.seed, self.spaces, self.specs = first_env, seed, spaces, specs
         self.creators, self.args, self.kwargs = creators, args, kwargs
         self.envs, self.buffers, self.report, self.index = [], None, None, first_env
 
@@ -422,9 +430,9 @@ class RayWorker:
 
     def _build(self):
         obs_space, act_space, ape = self.spaces
-        specs = buffer_specs(obs_space, act_space, len(self.creators) * ape)
-        self.buffers = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
-        self.buffers['masks'][:] = True
+        self.buffers = allocate(self.specs)
+        names = RESULT_NAMES + (('final_observations',) if 'final_observations' in self.specs else ())
+        self.results = tuple(self.buffers[name] for name in names)
         for k, creator in enumerate(self.creators):
             index = self.index = self.first_env + k
             buf = {name: arr[k * ape:(k + 1) * ape] for name, arr in self.buffers.items()}
@@ -450,8 +458,7 @@ class RayWorker:
         return self._results(infos)
 
     def _results(self, infos):
-        b = self.buffers
-        return b['observations'], b['rewards'], b['terminals'], b['truncations'], b['masks'], infos
+        return self.results + (infos,)
 
     def _run(self, where, method, *args):
         if self.report is None:
