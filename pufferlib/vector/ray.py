@@ -4,9 +4,9 @@ Worker w is an actor holding env objects w * envs_per_worker, ... on buffers of 
 via `buf`, as in a Multiprocessing worker). A reset or step returns one tuple of NumPy arrays
 (observations, rewards, terminals, truncations, masks, then final_observations when the envs record
 them, then infos) through Ray's object store, and the driver writes it into its batch buffers with
-one slice assignment per array; actions travel to the actor as one array. An env exception is caught in the actor and returned as a report, so that the
-driver can name the worker, env, type and message; a dead actor fails its pending call, which
-`ray.wait` sees at once.
+one slice assignment per array; actions travel to the actor as one array. An env exception is
+caught in the actor and returned as a report, so that the driver can name the worker, env, type and
+message; a dead actor fails its pending call, which `ray.wait` sees at once.
 
 `ray` is imported lazily: `import pufferlib.vector` works without it. With ray_address=None the
 backend uses the Ray instance this process is already connected to, or starts a local one (bound
