@@ -11,7 +11,8 @@ from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvT
 
 __version__ = '0.1.0'
 __all__ = ['PufferEnv', 'APIUsageError', 'ClosedError', 'EnvDataError', 'EnvTimeoutError',
-           'EnvWorkerError', 'buffer_specs', 'joint_space', 'check_actions', 'check_action_values']
+           'EnvWorkerError', 'adopt_buffer', 'buffer_specs', 'joint_space', 'check_actions',
+           'check_action_values']
 
 BUFFER_NAMES = ('observations', 'actions', 'rewards', 'terminals', 'truncations', 'masks')
 
@@ -83,7 +84,11 @@ def check_action_values(actions, space):
         raise APIUsageError(f'action of agent {idx[0]} is {actions[tuple(idx)].item()!r}, outside {space}')
 
 
-def _adopt(buf, name, shape, dtype, owner):
+def adopt_buffer(buf, name, shape, dtype, owner):
+    """buf[name], checked to be a writeable C-contiguous numpy array of `shape` and `dtype`; any
+    mismatch is an APIUsageError naming `owner` (the env's class name), the array and what was
+    expected. PufferEnv.__init__ adopts its six arrays with it; an env with more arrays (such as
+    the emulated envs' final_observations) adopts them the same way."""
     try:
         arr = buf[name]
     except (KeyError, TypeError):
@@ -135,8 +140,8 @@ class PufferEnv:
                                 '(wrap other spaces with pufferlib.emulation.GymnasiumPufferEnv)')
         action_dtype(act_space)  # raises on an unsupported action space
         for name, (shape, dtype) in buffer_specs(obs_space, act_space, n).items():
-            arr = np.zeros(shape, dtype) if buf is None else _adopt(buf, name, shape, dtype, owner)
-            setattr(self, name, arr)
+            setattr(self, name, np.zeros(shape, dtype) if buf is None
+                    else adopt_buffer(buf, name, shape, dtype, owner))
         self.masks[:] = True
         self.observation_space = joint_space(obs_space, n)
         self.action_space = joint_space(act_space, n)

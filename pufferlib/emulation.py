@@ -436,8 +436,8 @@ class _Emulated(PufferEnv):
         super().__init__(buf)
         shape, dtype = self.observations.shape, self.observations.dtype
         if isinstance(buf, dict) and 'final_observations' in buf:
-            self.final_observations = pufferlib._adopt(buf, 'final_observations', shape, dtype,
-                                                       type(self).__name__)
+            self.final_observations = pufferlib.adopt_buffer(
+                buf, 'final_observations', shape, dtype, type(self).__name__)
         else:
             self.final_observations = np.zeros(shape, dtype)
         if not isinstance(report_interval, int) or report_interval < 1:
