@@ -4,40 +4,19 @@
 // of random int32 actions (out-of-range included) and 10^4 continuous steps of random float bit
 // patterns (NaN and infinities included) + close, checking after every step that the ball is inside
 // the field and overlaps no standing brick and not the paddle.
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
+#include "env_demo.h"
 #include "breakout/breakout.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 typedef struct {
-    int n;
+    Buffers b;
     Breakout* envs;
-    float* observations;
-    int* actions;              // also read as float* in continuous mode
-    float* rewards;
-    unsigned char* terminals;
-    unsigned char* truncations;
 } Run;
 
 static Run make_run(int n, uint64_t seed, int continuous) {
-    Run r = {n, calloc(n, sizeof(Breakout)), calloc((size_t)n * BREAKOUT_OBS, sizeof(float)),
-             calloc(n, sizeof(int)), calloc(n, sizeof(float)), calloc(n, 1), calloc(n, 1)};
+    Run r = {buffers_make(n, BREAKOUT_OBS, seed), calloc(n, sizeof(Breakout))};
     for (int i = 0; i < n; i++) {
         Breakout* env = &r.envs[i];
-        env->h.observations = r.observations + (size_t)i * BREAKOUT_OBS;
-        env->h.actions = r.actions + i;
-        env->h.rewards = r.rewards + i;
-        env->h.terminals = r.terminals + i;
-        env->h.truncations = r.truncations + i;
-        env->h.rng = splitmix64(seed + i);
+        wire(&env->h, &r.b, i);
         env->config = (BreakoutConfig){.frameskip = 4, .continuous = continuous,
                                        .reward_scale = 1.0f, .max_episode_steps = 27000};
         breakout_init(env);
@@ -47,13 +26,9 @@ static Run make_run(int n, uint64_t seed, int continuous) {
 }
 
 static void free_run(Run* r) {
-    for (int i = 0; i < r->n; i++) breakout_close(&r->envs[i]);
+    for (int i = 0; i < r->b.n; i++) breakout_close(&r->envs[i]);
     free(r->envs);
-    free(r->observations);
-    free(r->actions);
-    free(r->rewards);
-    free(r->terminals);
-    free(r->truncations);
+    buffers_free(&r->b);
 }
 
 static int overlaps(float x, float y, float x0, float y0, float x1, float y1) {
@@ -85,53 +60,33 @@ static int fuzz(int continuous) {
     Run r = make_run(4, 1, continuous);
     uint64_t rng = 12345;
     for (int t = 0; t < 10000; t++) {
-        for (int i = 0; i < r.n; i++) {
-            // half the time an in-range action, else any 32-bit pattern (for floats: NaN, inf too)
-            uint32_t bits = (uint32_t)rng_next(&rng);
-            if (continuous && (bits & 1)) ((float*)r.actions)[i] = 2.0f * rng_float(&rng) - 1.0f;
-            else if (bits & 1) r.actions[i] = rng_int(&rng, 3);
-            else r.actions[i] = (int)(int32_t)rng_next(&rng);
+        for (int i = 0; i < r.b.n; i++) {
+            // continuous: half the time a velocity in [-1, 1], else any float bit pattern
+            if (continuous && (rng_next(&rng) & 1)) ((float*)r.b.actions)[i] = 2.0f * rng_float(&rng) - 1.0f;
+            else r.b.actions[i] = fuzz_action(&rng, 3, 2);
         }
-        for (int i = 0; i < r.n; i++) {
+        for (int i = 0; i < r.b.n; i++) {
             breakout_step(&r.envs[i]);
             if (check(&r.envs[i], t)) return 1;
         }
-        for (int j = 0; j < r.n * BREAKOUT_OBS; j++) {
-            if (!(r.observations[j] >= -1.0f && r.observations[j] <= 1.0f)) {
-                printf("observation %d out of [-1, 1]: %f\n", j, r.observations[j]);
-                return 1;
-            }
-        }
+        if (!observations_in_unit_range(&r.b)) return 1;
     }
     float episodes = 0;
-    for (int i = 0; i < r.n; i++) episodes += r.envs[i].h.log.n;
+    for (int i = 0; i < r.b.n; i++) episodes += r.envs[i].h.log.n;
     printf("fuzz (%s): 10000 steps x %d sub-envs, %.0f episodes, ok\n",
-           continuous ? "continuous" : "discrete", r.n, episodes);
+           continuous ? "continuous" : "discrete", r.b.n, episodes);
     free_run(&r);
     return 0;
 }
 
+static void step_all(void* envs, int n) {
+    for (int i = 0; i < n; i++) breakout_step((Breakout*)envs + i);
+}
+
 static void bench(int n) {
     Run r = make_run(n, 0, 0);
-    enum { TABLE = 1 << 16 };      // random actions, generated before timing
-    int* table = malloc(TABLE * sizeof(int));
-    uint64_t rng = 7;
-    for (int j = 0; j < TABLE; j++) table[j] = rng_int(&rng, 3);
-    long steps = 0;
-    int offset = 0;
-    double start = now();
-    while (now() - start < 2.0) {
-        for (int repeat = 0; repeat < 1 + 100000 / n; repeat++) {
-            if (offset + n > TABLE) offset = 0;
-            memcpy(r.actions, table + offset, n * sizeof(int));
-            offset += n;
-            for (int i = 0; i < n; i++) breakout_step(&r.envs[i]);
-            steps += n;
-        }
-    }
-    double elapsed = now() - start;
-    printf("breakout: %d sub-envs, frameskip 4, %.2f M agent-steps/s\n", n, steps / elapsed / 1e6);
-    free(table);
+    double sps = agent_steps_per_second(&r.b, r.envs, step_all, 3, 2.0);
+    printf("breakout: %d sub-envs, frameskip 4, %.2f M agent-steps/s\n", n, sps / 1e6);
     free_run(&r);
 }
 

@@ -1,48 +1,31 @@
-// gcc -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -I pufferlib/ocean pufferlib/ocean/connect4/connect4.c -o /tmp/connect4 && /tmp/connect4 check
-// (for speed: gcc -O3 -I pufferlib/ocean pufferlib/ocean/connect4/connect4.c -o /tmp/connect4 && /tmp/connect4 [num_envs])
-// No argument or a number: steps that many sub-envs (default 1024) with random actions and prints
-// agent-steps/s, then times the opponent against a plain recursive negamax on random positions.
-// "check": reset + 10^4 steps on random int32 actions (out-of-range ones included) + close, for the
-// sanitizers, then compares the opponent's choices with the plain negamax on 20000 random positions
-// (exit status 1 if any differ).
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "connect4.h"
+// gcc -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -I pufferlib/ocean pufferlib/ocean/connect4/connect4.c -lm -o /tmp/connect4 && /tmp/connect4 fuzz
+// Without an argument (build with -O3 instead): steps 1024 sub-envs (or the count given) with
+// random actions and prints agent-steps/s, then times the opponent against a plain recursive
+// negamax on random positions. With `fuzz`: reset + 10^4 steps of random int32 actions
+// (out-of-range ones included) + close, for the sanitizers, then compares the opponent's choices
+// with the plain negamax on 20000 random positions (exit status 1 if any differ).
+#include "env_demo.h"
+#include "connect4/connect4.h"
 
 typedef struct {
+    Buffers b;
     Connect4* envs;
-    float* observations;
-    int* actions;
-    float* rewards;
-    unsigned char* terminals;
-    unsigned char* truncations;
-    int n;
-} Vec;
+} Run;
 
-static Vec vec_make(int n, uint64_t seed) {
-    Vec v = {calloc(n, sizeof(Connect4)), calloc(n * 42, sizeof(float)), calloc(n, sizeof(int)),
-             calloc(n, sizeof(float)), calloc(n, 1), calloc(n, 1), n};
+static Run make_run(int n, uint64_t seed) {
+    Run r = {buffers_make(n, C4_ROWS * C4_COLS, seed), calloc(n, sizeof(Connect4))};
     for (int i = 0; i < n; i++) {
-        EnvHead* h = &v.envs[i].h;
-        h->observations = v.observations + 42 * i;
-        h->actions = v.actions + i;
-        h->rewards = v.rewards + i;
-        h->terminals = v.terminals + i;
-        h->truncations = v.truncations + i;
-        h->rng = splitmix64(seed + i);
-        connect4_init(&v.envs[i]);
-        connect4_reset(&v.envs[i]);
+        wire(&r.envs[i].h, &r.b, i);
+        connect4_init(&r.envs[i]);
+        connect4_reset(&r.envs[i]);
     }
-    return v;
+    return r;
 }
 
-static void vec_free(Vec v) {
-    for (int i = 0; i < v.n; i++) connect4_close(&v.envs[i]);
-    free(v.envs); free(v.observations); free(v.actions);
-    free(v.rewards); free(v.terminals); free(v.truncations);
+static void free_run(Run* r) {
+    for (int i = 0; i < r->b.n; i++) connect4_close(&r->envs[i]);
+    free(r->envs);
+    buffers_free(&r->b);
 }
 
 // The plain search the definition describes (every move to depth 3, a win test at every node), as a
@@ -98,59 +81,51 @@ static int random_positions(uint64_t* rng, int n, uint64_t* me, uint64_t* other)
     return n;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
+static int fuzz(void) {
+    uint64_t rng = 12345;
+    Run r = make_run(4, 1);
+    r.envs[1].config.opponent_random_prob = 0.5f;
+    float total = 0, episodes = 0;
+    for (int t = 0; t < 10000; t++) {
+        for (int i = 0; i < r.b.n; i++) r.b.actions[i] = fuzz_action(&rng, C4_COLS, 8);
+        for (int i = 0; i < r.b.n; i++) {
+            connect4_step(&r.envs[i]);
+            total += r.b.rewards[i];
+        }
+        if (!observations_in_unit_range(&r.b)) return 1;
+    }
+    for (int i = 0; i < r.b.n; i++) episodes += r.envs[i].h.log.n;
+    printf("fuzz: 10000 steps x %d sub-envs, reward sum %.0f, %.0f episodes\n", r.b.n, total, episodes);
+    free_run(&r);
+    enum { N = 20000 };
+    static uint64_t me[N], other[N];
+    random_positions(&rng, N, me, other);
+    int differ = 0;
+    for (int k = 0; k < N; k++) differ += connect4_choices(me[k], other[k]) != plain_choices(me[k], other[k]);
+    printf("fuzz: opponent choices differ from the plain search on %d of %d random positions\n",
+           differ, N);
+    return differ != 0;
+}
+
+static void step_all(void* envs, int n) {
+    for (int i = 0; i < n; i++) connect4_step((Connect4*)envs + i);
 }
 
 int main(int argc, char** argv) {
-    uint64_t rng = 12345;
-    if (argc > 1 && strcmp(argv[1], "check") == 0) {
-        Vec v = vec_make(4, 1);
-        v.envs[1].config.opponent_random_prob = 0.5f;
-        float total = 0;
-        for (int t = 0; t < 10000; t++) {
-            for (int i = 0; i < v.n; i++) {
-                // mostly legal columns; every 8th action any int32 at all
-                v.actions[i] = t % 8 ? rng_int(&rng, 7) : (int)(uint32_t)rng_next(&rng);
-                connect4_step(&v.envs[i]);
-                total += v.rewards[i];
-            }
-        }
-        printf("check: 4 x 10000 steps, reward sum %.0f, episodes %.0f\n", total,
-               v.envs[0].h.log.n + v.envs[1].h.log.n + v.envs[2].h.log.n + v.envs[3].h.log.n);
-        vec_free(v);
-        enum { N = 20000 };
-        static uint64_t me[N], other[N];
-        random_positions(&rng, N, me, other);
-        int differ = 0;
-        for (int k = 0; k < N; k++) differ += connect4_choices(me[k], other[k]) != plain_choices(me[k], other[k]);
-        printf("check: opponent choices differ from the plain search on %d of %d random positions\n",
-               differ, N);
-        return differ != 0;
-    }
+    if (argc > 1 && strcmp(argv[1], "fuzz") == 0) return fuzz();
     int n = argc > 1 ? atoi(argv[1]) : 1024;
-    if (n < 1) n = 1;
-    Vec v = vec_make(n, 1);
-    long steps = 0;
-    double start = now();
-    while (now() - start < 2.0) {
-        for (int rep = 0; rep < 100; rep++) {
-            for (int i = 0; i < n; i++) v.actions[i] = rng_int(&rng, 7);
-            for (int i = 0; i < n; i++) connect4_step(&v.envs[i]);
-        }
-        steps += 100L * n;
-    }
-    double elapsed = now() - start;
+    if (n < 1 || n > 65536) n = 1024;
+    Run r = make_run(n, 1);
+    double sps = agent_steps_per_second(&r.b, r.envs, step_all, C4_COLS, 2.0);
     float episodes = 0, wins = 0;
-    for (int i = 0; i < n; i++) { episodes += v.envs[i].h.log.n; wins += v.envs[i].h.log.perf; }
+    for (int i = 0; i < n; i++) { episodes += r.envs[i].h.log.n; wins += r.envs[i].h.log.perf; }
     printf("connect4 %d envs: %.2f M agent-steps/s (random agent win rate %.3f over %.0f episodes)\n",
-           n, steps / elapsed / 1e6, wins / episodes, episodes);
-    vec_free(v);
+           n, sps / 1e6, wins / episodes, episodes);
+    free_run(&r);
 
     enum { M = 100000 };
     static uint64_t me[M], other[M];
+    uint64_t rng = 12345;
     random_positions(&rng, M, me, other);
     volatile int sink = 0;
     double t0 = now();
