@@ -111,6 +111,15 @@ def run_vector(env, actions, seed):
     return out
 
 
+def assert_same_batches(a, b):
+    """Observations, rewards, terminals and truncations of two run_vector results are equal."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for u, v in zip(x[:4], y[:4]):
+            if v is not None:
+                assert np.array_equal(u, v)
+
+
 def test_vector_env_matches_sync_vector_env_same_step_mode():
     """Match(num_envs=4, seed=s) sub-env i is MatchGym(seed=s+i): Gymnasium's own SyncVectorEnv in
     SAME_STEP mode over MatchGyms must give the same batches as the adapter."""
@@ -124,10 +133,7 @@ def test_vector_env_matches_sync_vector_env_same_step_mode():
     actions = [ours.action_space.sample() for _ in range(30)]
     a = run_vector(ours, actions, seed=10)
     b = run_vector(theirs, actions, seed=[10, 11, 12, 13])
-    for x, y in zip(a, b):
-        for u, v in zip(x[:4], y[:4]):
-            if v is not None:
-                assert np.array_equal(u, v)
+    assert_same_batches(a, b)
     assert any(x[2].any() for x in a[1:])
 
 
@@ -304,10 +310,7 @@ def test_vector_env_over_pufferlib_vector_matches_sync_vector_env(backend):
         actions = [rng.integers(0, 2, 4) for _ in range(120)]
         a = run_vector(ours, actions, seed=6)
         b = run_vector(theirs, actions, seed=[6, 7, 8, 9])
-        for x, y in zip(a, b):
-            for u, v in zip(x[:4], y[:4]):
-                if v is not None:
-                    assert np.array_equal(u, v)
+        assert_same_batches(a, b)
         for x, y in zip(a[1:], b[1:]):
             assert ('final_obs' in x[4]) == ('final_obs' in y[4])
             if 'final_obs' in y[4]:

@@ -160,7 +160,7 @@ class BadInfos(BoxEnv):
 def test_infos_must_be_a_list(vecs, backend):
     vec = make(vecs, BadInfos, **BACKENDS[backend])
     vec.reset()
-    with pytest.raises(APIUsageError, match=r'env [01] returned infos of type dict: infos must be a list'):
+    with pytest.raises(APIUsageError, match=r'env [01]: returned infos of type dict: infos must be a list'):
         vec.step(np.zeros((vec.agents_per_batch, 3), np.float32))
 
 

@@ -19,7 +19,8 @@ import traceback
 
 import numpy as np
 
-from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions, joint_space
+from pufferlib import (BUFFER_NAMES, PufferEnv, buffer_specs, check_action_values, check_actions,
+                       joint_space)
 from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvTimeoutError,
                                   EnvWorkerError)
 
@@ -72,16 +73,14 @@ def local_env_error(index, exc, where, hint=''):
                      ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)), hint=hint)
 
 
-def call_env(vec, index, method, arg, where):
-    """method(arg) of env `index` in this process. Misuse (an APIUsageError, such as a bad
-    observation from an emulated env) is re-raised naming the env, as Multiprocessing names worker
-    and env; any other exception breaks `vec` with an EnvWorkerError."""
-    try:
-        return method(arg)
-    except APIUsageError as e:
-        raise APIUsageError(f'env {index}: {e}') from e
-    except Exception as e:
-        raise fail(vec, local_env_error(index, e, where)) from e
+def env_failure(vec, index, exc, where):
+    """The error to raise for `exc`, raised by env `index` in this process: misuse (an
+    APIUsageError, such as a bad observation from an emulated env) stays an APIUsageError, naming
+    the env as Multiprocessing names worker and env; anything else breaks `vec` with an
+    EnvWorkerError."""
+    if isinstance(exc, APIUsageError):
+        return APIUsageError(f'env {index}: {exc}')
+    return fail(vec, local_env_error(index, exc, where))
 
 
 def vector_specs(driver, num_agents):
@@ -117,10 +116,21 @@ def check_adopted(env, buf, index):
                                 'constructor must pass buf to PufferEnv.__init__(buf)')
 
 
-def check_infos(infos, index):
+def checked_actions(vec, actions, expected):
+    """`actions` checked against the action buffer `expected` (shape and dtype, O(1)), and against
+    the action space when the vector env was made with check_actions=True."""
+    actions = check_actions(actions, expected)
+    if vec._check_values:
+        check_action_values(actions, vec.single_action_space)
+    return actions
+
+
+def check_infos(infos):
+    """`infos` if it is a list. Called inside the try around the env's call, whose handler names
+    the env."""
     if not isinstance(infos, list):
-        raise APIUsageError(f'env {index} returned infos of type {type(infos).__name__}: '
-                            'infos must be a list of dicts')
+        raise APIUsageError(f'returned infos of type {type(infos).__name__}: infos must be a list '
+                            'of dicts')
     return infos
 
 
@@ -181,6 +191,16 @@ def fail(vec, error):
     return error
 
 
+def local_recv(vec, timeout=None):
+    """recv of Native and Serial: the batch is every agent, stepped by the last send."""
+    begin(vec, 'recv')
+    if vec._check_finite:
+        check_finite(vec, vec.observations, vec.rewards, vec.agent_ids, lambda row: vec._steps)
+    vec._state = 'ready'
+    return (vec.observations, vec.rewards, vec.terminals, vec.truncations, vec._infos,
+            vec.agent_ids, vec.masks)
+
+
 def reset(vec, seed=None):
     vec.async_reset(seed)
     obs, _, _, _, infos, _, _ = vec.recv()
@@ -198,42 +218,38 @@ def step(vec, actions):
 class Native:
     """One PufferEnv object as the vector env: `env` (also `driver_env`) holds all the sub-envs and
     steps them itself. This class only adds the vector API's checks around it."""
-    reset, step = reset, step
+    reset, step, recv = reset, step, local_recv
 
     def __init__(self, creator, args, kwargs, seed=0, check_actions=False, check_finite=False):
         self.num_envs, self.num_workers = 1, 1
         self.env = create_env(creator, args, kwargs, None, seed, 0, native=True)
         set_spaces(self, self.env, self.env.num_agents)
-        if hasattr(self.env, 'final_observations'):
-            self.final_observations = self.env.final_observations
+        for name in BUFFER_NAMES + ('final_observations', 'agent_ids'):
+            if hasattr(self.env, name):    # final_observations: only envs that record them
+                setattr(self, name, getattr(self.env, name))
         self._check_values, self._check_finite = check_actions, check_finite
         self._state, self._error, self._infos, self._steps = 'new', None, [], 0
 
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
-        self._infos = check_infos(call_env(self, 0, self.env.reset, seed, 'in reset()')[1], 0)
+        try:
+            self._infos = check_infos(self.env.reset(seed)[1])
+        except Exception as e:
+            raise env_failure(self, 0, e, 'in reset()') from e
         self._state, self._steps = 'reset', 0
 
     def send(self, actions):
         begin(self, 'send')
         env = self.env
-        actions = check_actions(actions, env.actions)
-        if self._check_values:
-            check_action_values(actions, self.single_action_space)
+        actions = checked_actions(self, actions, env.actions)
         if actions is not env.actions:
             np.copyto(env.actions, actions, casting='same_kind')
-        self._infos = check_infos(call_env(self, 0, env.step, env.actions, 'in step()')[4], 0)
+        try:
+            self._infos = check_infos(env.step(env.actions)[4])
+        except Exception as e:
+            raise env_failure(self, 0, e, 'in step()') from e
         self._state = 'pending'
         self._steps += 1
-
-    def recv(self, timeout=None):
-        begin(self, 'recv')
-        env = self.env
-        if self._check_finite:
-            check_finite(self, env.observations, env.rewards, env.agent_ids, lambda row: self._steps)
-        self._state = 'ready'
-        return (env.observations, env.rewards, env.terminals, env.truncations, self._infos,
-                env.agent_ids, env.masks)
 
     def render(self):
         return self.env.render()
@@ -249,7 +265,7 @@ class Native:
 class Serial:
     """Env objects in this process, each on its slice of one set of buffers, stepped in a loop.
     `envs[k]` is env object k; `driver_env` is envs[0]."""
-    reset, step = reset, step
+    reset, step, recv = reset, step, local_recv
 
     def __init__(self, creators, args, kwargs, num_envs, seed=0, check_actions=False,
                  check_finite=False):
@@ -279,32 +295,28 @@ class Serial:
 
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
-        infos = []
-        for k, env in enumerate(self.envs):
-            env_seed = None if seed is None else seed + k * self.agents_per_env
-            infos.extend(check_infos(call_env(self, k, env.reset, env_seed, 'in reset()')[1], k))
+        infos, k = [], 0
+        try:
+            for k, env in enumerate(self.envs):
+                env_seed = None if seed is None else seed + k * self.agents_per_env
+                infos.extend(check_infos(env.reset(env_seed)[1]))
+        except Exception as e:
+            raise env_failure(self, k, e, 'in reset()') from e
         self._infos, self._state, self._steps = infos, 'reset', 0
 
     def send(self, actions):
         begin(self, 'send')
-        actions = check_actions(actions, self.actions)
-        if self._check_values:
-            check_action_values(actions, self.single_action_space)
+        actions = checked_actions(self, actions, self.actions)
         if actions is not self.actions:
             np.copyto(self.actions, actions, casting='same_kind')
-        infos = []
-        for k, env in enumerate(self.envs):
-            infos.extend(check_infos(call_env(self, k, env.step, env.actions, 'in step()')[4], k))
+        infos, k = [], 0
+        try:    # one try for the loop: Serial's cost per env object is the env's own
+            for k, env in enumerate(self.envs):
+                infos.extend(check_infos(env.step(env.actions)[4]))
+        except Exception as e:
+            raise env_failure(self, k, e, 'in step()') from e
         self._infos, self._state = infos, 'pending'
         self._steps += 1
-
-    def recv(self, timeout=None):
-        begin(self, 'recv')
-        if self._check_finite:
-            check_finite(self, self.observations, self.rewards, self.agent_ids, lambda row: self._steps)
-        self._state = 'ready'
-        return (self.observations, self.rewards, self.terminals, self.truncations, self._infos,
-                self.agent_ids, self.masks)
 
     def render(self):
         return self.envs[0].render()

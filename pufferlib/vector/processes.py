@@ -25,11 +25,11 @@ from multiprocessing import connection
 
 import numpy as np
 
-from pufferlib import PufferEnv, check_action_values, check_actions
+from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
-from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, create_env, env_error,
-                              fail, reset, set_spaces, step, vector_specs)
+from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, checked_actions,
+                              create_env, env_error, fail, reset, set_spaces, step, vector_specs)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
@@ -72,6 +72,47 @@ def _describe_exit(code):
     return f'exitcode {code}'
 
 
+# ---- what Multiprocessing and Ray share: a pool of workers, each holding envs_per_worker envs ----
+
+def plan_pool(vec, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy, seed,
+              check_actions, check_finite):
+    """Set the pool's batch arithmetic and flags on `vec`, and make the driver env (env 0's twin,
+    in this process, for spaces and metadata); returns the driver."""
+    vec.num_envs, vec.num_workers, vec.batch_size = num_envs, num_workers, batch_size
+    vec.envs_per_worker = num_envs // num_workers
+    vec.workers_per_batch = batch_size // vec.envs_per_worker
+    vec.zero_copy = zero_copy or vec.workers_per_batch == num_workers
+    vec._check_values, vec._check_finite = check_actions, check_finite
+    vec._state, vec._error = 'new', None
+    vec._worker_steps = np.zeros(num_workers, np.int64)
+    driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
+    set_spaces(vec, driver, batch_size * driver.num_agents)
+    vec.agents_per_worker = vec.agents_per_env * vec.envs_per_worker
+    vec.agent_ids = np.arange(vec.num_agents)
+    vec._ids_by_worker = vec.agent_ids.reshape(num_workers, vec.agents_per_worker)
+    return driver
+
+
+def gathered_batch(vec, gathered, chosen):
+    """(obs, rewards, terminals, truncations, ids, masks) of workers `chosen`, whose rows were
+    gathered into the arrays `gathered` ({name: (workers, agents_per_worker, ...)})."""
+    g, n = gathered, vec.agents_per_batch
+    return (g['observations'].reshape(n, *vec.single_observation_space.shape),
+            g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
+            vec._ids_by_worker[chosen].reshape(n), g['masks'].reshape(n))
+
+
+def deliver(vec, batch, infos):
+    """The end of recv: the finite check (steps counted per worker), then recv's tuple."""
+    obs, rewards, terminals, truncations, ids, masks = batch
+    if vec._check_finite:
+        steps = vec._worker_steps
+        apw = vec.agents_per_worker
+        check_finite(vec, obs, rewards, ids, lambda row: int(steps[ids[row] // apw]))
+    vec._state = 'ready'
+    return obs, rewards, terminals, truncations, infos, ids, masks
+
+
 class Multiprocessing:
     """Env objects in `num_workers` worker processes, `num_envs // num_workers` per worker. With
     batch_size < num_envs, recv() returns the first workers that are ready (an aligned block of
@@ -81,18 +122,10 @@ class Multiprocessing:
 
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, start_method=None):
-        self.num_envs, self.num_workers, self.batch_size = num_envs, num_workers, batch_size
-        self.envs_per_worker = num_envs // num_workers
-        self.workers_per_batch = batch_size // self.envs_per_worker
-        self.zero_copy = zero_copy or self.workers_per_batch == num_workers
-        self._check_values, self._check_finite = check_actions, check_finite
-        self._state, self._error = 'new', None
         self.processes = []
-
-        driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
-        set_spaces(self, driver, batch_size * driver.num_agents)
-        ape = self.agents_per_env
-        apw = self.agents_per_worker = ape * self.envs_per_worker
+        driver = plan_pool(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
+                           seed, check_actions, check_finite)
+        ape, apw = self.agents_per_env, self.agents_per_worker
         layout, size = _layout(vector_specs(driver, self.num_agents), num_workers)
         raw = multiprocessing.RawArray(ctypes.c_uint8, size + ALIGN)
         pad = -ctypes.addressof(raw) % ALIGN
@@ -107,8 +140,6 @@ class Multiprocessing:
         # Per-worker views (num_workers, agents_per_worker, ...) and what a batch returns.
         self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:])
                            for name, arr in views.items()}
-        self.agent_ids = np.arange(self.num_agents)
-        self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
         wpb, apb = self.workers_per_batch, self.agents_per_batch
         self._num_blocks = num_workers // wpb
         self._next_block, self._block, self._batch = 0, 0, (0, wpb)
@@ -128,7 +159,6 @@ class Multiprocessing:
                 self.final_observations = self._gathered['final_observations'].reshape(
                     apb, *self.single_observation_space.shape)
         self._action_template = views['actions'][:apb]    # the shape and dtype send() expects
-        self._worker_steps = np.zeros(num_workers, np.int64)
         self._next_liveness = 0.0
 
         ctx = multiprocessing.get_context(start_method)
@@ -189,9 +219,7 @@ class Multiprocessing:
 
     def send(self, actions):
         begin(self, 'send')
-        actions = check_actions(actions, self._action_template)
-        if self._check_values:
-            check_action_values(actions, self.single_action_space)
+        actions = checked_actions(self, actions, self._action_template)
         if self.zero_copy:
             lo, hi = self._batch
             target = self._block_actions[self._block]
@@ -218,7 +246,7 @@ class Multiprocessing:
             lo, hi = self._batch = (b * wpb, (b + 1) * wpb)
             self._next_block = (b + 1) % self._num_blocks
             infos = self._collect_infos(range(lo, hi)) if self._ctl.count(lo, hi, _sync.INFO) else []
-            obs, rewards, terminals, truncations, ids, masks = self._block_results[b]
+            batch = self._block_results[b]
             if self._block_finals:
                 self.final_observations = self._block_finals[b]
         else:
@@ -226,21 +254,10 @@ class Multiprocessing:
             self._ctl.first_ready(self._order)
             chosen = self._batch = np.argsort(self._order, kind='stable')[:wpb]
             infos = self._collect_infos(chosen)
-            g = self._gathered
-            for name, arr in g.items():
+            for name, arr in self._gathered.items():
                 np.take(self._by_worker[name], chosen, axis=0, out=arr)
-            n = self.agents_per_batch
-            obs, rewards, terminals, truncations, masks = (
-                g['observations'].reshape(n, *self.single_observation_space.shape),
-                g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
-                g['masks'].reshape(n))
-            ids = self._ids_by_worker[chosen].reshape(n)
-        if self._check_finite:
-            steps = self._worker_steps
-            check_finite(self, obs, rewards, ids,
-                         lambda row: int(steps[ids[row] // self.agents_per_worker]))
-        self._state = 'ready'
-        return obs, rewards, terminals, truncations, infos, ids, masks
+            batch = gathered_batch(self, self._gathered, chosen)
+        return deliver(self, batch, infos)
 
     def close(self):
         """Idempotent. Asks every worker to close its envs and exit, terminates (then kills) any
@@ -391,12 +408,12 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
                 for k, env in enumerate(envs):
                     index = first_env + k
                     env_seed = None if base is None else base + index * ape
-                    infos += check_infos(env.reset(env_seed)[1], index)
+                    infos += check_infos(env.reset(env_seed)[1])
             elif command == _sync.STEP:
                 where = 'in step()'
                 for k, env in enumerate(envs):
                     index = first_env + k
-                    infos += check_infos(env.step(env.actions)[4], index)
+                    infos += check_infos(env.step(env.actions)[4])
             payload = pickle.dumps(infos, pickle.HIGHEST_PROTOCOL) if infos else None
         except BaseException as e:
             report = {'env': index, 'type': type(e).__name__, 'message': str(e), 'where': where,

@@ -24,11 +24,11 @@ import weakref
 
 import numpy as np
 
-from pufferlib import check_action_values, check_actions
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector import (allocate, begin, check_adopted, check_finite, check_infos, create_env,
-                              env_error, fail, reset, set_spaces, step, vector_specs)
-from pufferlib.vector.processes import _check_worker_env, _envs_text
+from pufferlib.vector import (allocate, begin, check_adopted, check_infos, checked_actions, env_error,
+                              fail, reset, step, vector_specs)
+from pufferlib.vector.processes import (_check_worker_env, _envs_text, deliver, gathered_batch,
+                                        plan_pool)
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
 DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
@@ -124,17 +124,10 @@ class Ray:
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, ray_address=None, cpus=1.0):
         ray = self._ray = import_ray()
-        self.num_envs, self.num_workers, self.batch_size = num_envs, num_workers, batch_size
-        self.envs_per_worker = num_envs // num_workers
-        self.workers_per_batch = batch_size // self.envs_per_worker
-        self.zero_copy = zero_copy or self.workers_per_batch == num_workers
-        self._check_values, self._check_finite = check_actions, check_finite
-        self._state, self._error, self.actors, self.worker_pids = 'new', None, [], []
-
-        driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
-        set_spaces(self, driver, batch_size * driver.num_agents)
-        ape = self.agents_per_env
-        apw = self.agents_per_worker = ape * self.envs_per_worker
+        self.actors, self.worker_pids = [], []
+        driver = plan_pool(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
+                           seed, check_actions, check_finite)
+        ape, apw = self.agents_per_env, self.agents_per_worker
         buffers = allocate(vector_specs(driver, self.num_agents))
         self._final = buffers.get('final_observations')
         self._result_names = RESULT_NAMES + (() if self._final is None else ('final_observations',))
@@ -142,8 +135,6 @@ class Ray:
             setattr(self, name, arr)
         self._by_worker = {name: arr.reshape(num_workers, apw, *arr.shape[1:])
                            for name, arr in buffers.items()}
-        self.agent_ids = np.arange(self.num_agents)
-        self._ids_by_worker = self.agent_ids.reshape(num_workers, apw)
         wpb = self.workers_per_batch
         self._num_blocks = num_workers // wpb
         self._next_block, self._batch = 0, np.arange(wpb)
@@ -155,7 +146,6 @@ class Ray:
                 self.final_observations = self._gathered['final_observations'].reshape(
                     self.agents_per_batch, *self.single_observation_space.shape)
         self._action_template = buffers['actions'][:self.agents_per_batch]
-        self._worker_steps = np.zeros(num_workers, np.int64)
         self._pending = {}    # worker -> (submission number, ObjectRef of its unreceived result)
         self._submitted = 0
 
@@ -208,9 +198,7 @@ class Ray:
 
     def send(self, actions):
         begin(self, 'send')
-        actions = check_actions(actions, self._action_template)
-        if self._check_values:
-            check_action_values(actions, self.single_action_space)
+        actions = checked_actions(self, actions, self._action_template)
         chosen, by_worker = self._batch, self._by_worker['actions']
         by_worker[chosen] = actions.reshape(len(chosen), self.agents_per_worker, *actions.shape[1:])
         for w in chosen:
@@ -234,24 +222,13 @@ class Ray:
         if self.zero_copy:
             apw = self.agents_per_worker
             rows = slice(chosen[0] * apw, (chosen[-1] + 1) * apw)
-            obs, rewards, terminals, truncations, ids, masks = (
-                self.observations[rows], self.rewards[rows], self.terminals[rows],
-                self.truncations[rows], self.agent_ids[rows], self.masks[rows])
+            batch = (self.observations[rows], self.rewards[rows], self.terminals[rows],
+                     self.truncations[rows], self.agent_ids[rows], self.masks[rows])
             if self._final is not None:
                 self.final_observations = self._final[rows]
         else:
-            g, n = self._gathered, self.agents_per_batch
-            obs, rewards, terminals, truncations, masks = (
-                g['observations'].reshape(n, *self.single_observation_space.shape),
-                g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
-                g['masks'].reshape(n))
-            ids = self._ids_by_worker[chosen].reshape(n)
-        if self._check_finite:
-            steps = self._worker_steps
-            check_finite(self, obs, rewards, ids,
-                         lambda row: int(steps[ids[row] // self.agents_per_worker]))
-        self._state = 'ready'
-        return obs, rewards, terminals, truncations, infos, ids, masks
+            batch = gathered_batch(self, self._gathered, chosen)
+        return deliver(self, batch, infos)
 
     def close(self):
         """Idempotent. Asks every actor to close its envs, gives them CLOSE_GRACE_S, kills them all
@@ -446,15 +423,15 @@ class RayWorker:
         infos, ape = [], self.spaces[2]
         for k, env in enumerate(self.envs):
             index = self.index = self.first_env + k
-            infos += check_infos(env.reset(None if seed is None else seed + index * ape)[1], index)
+            infos += check_infos(env.reset(None if seed is None else seed + index * ape)[1])
         return self._results(infos)
 
     def _step(self, actions):
         self.buffers['actions'][:] = actions
         infos = []
         for k, env in enumerate(self.envs):
-            index = self.index = self.first_env + k
-            infos += check_infos(env.step(env.actions)[4], index)
+            self.index = self.first_env + k
+            infos += check_infos(env.step(env.actions)[4])
         return self._results(infos)
 
     def _results(self, infos):
