@@ -15,14 +15,17 @@ from pufferlib.trainer import cli, ppo
 
 SMALL = ['--train.batch_size', '512', '--train.minibatch_size', '256', '--train.bptt_horizon', '16',
          '--train.torch_threads', '1', '--train.checkpoint_interval', '2']
-ENV = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+
+
+def child_env():  # read at call time: conftest may start an Xvfb and set DISPLAY after import
+    return {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
 
 
 def puffer(*args, timeout=120, module=False):
     command = [sys.executable, '-m', 'pufferlib.trainer'] if module else [
         str(Path(sys.executable).with_name('puffer'))]
     return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, env=ENV, start_new_session=True)
+                          timeout=timeout, env=child_env(), start_new_session=True)
 
 
 def only_run(data_dir):
@@ -71,7 +74,7 @@ def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
                '--env.num_envs', '8', '--train.total_timesteps', '100000000',
                '--train.data_dir', str(tmp_path), *SMALL]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, start_new_session=True)
+                            env=child_env(), start_new_session=True)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -119,3 +122,13 @@ def test_usage_errors_are_clear(capsys):
     assert 'did you mean --train.learning_rate' in capsys.readouterr().err
     assert cli.main(['eval', 'squared', '--checkpoint', '/nonexistent/run']) == 2
     assert 'does not exist' in capsys.readouterr().err
+
+
+@pytest.mark.render
+def test_eval_renders_with_a_display(tmp_path):
+    assert cli.main(['train', 'breakout', '--env.num_envs', '16', '--train.total_timesteps', '512',
+                     '--train.data_dir', str(tmp_path), *SMALL]) == 0
+    result = puffer('eval', 'breakout', '--checkpoint', only_run(tmp_path), '--seconds', '2')
+    assert result.returncode == 0, result.stderr
+    frames = int(result.stdout.split('rendered frames:')[1].split()[0])
+    assert frames > 5, result.stdout

@@ -16,7 +16,7 @@ import numpy as np
 from pufferlib.exceptions import APIUsageError, CheckpointError
 
 USAGE = """puffer train ENV [--resume PATH] [--section.key value ...]
-       puffer eval ENV [--checkpoint PATH] [--episodes N] [--headless] [--greedy] [--section.key value ...]
+       puffer eval ENV [--checkpoint PATH] [--episodes N] [--seconds S] [--headless] [--greedy] [...]
        puffer play ENV
        puffer bench ENV [--seconds S] [--section.key value ...]"""
 
@@ -69,8 +69,9 @@ def make_vecenv(name, config, **env_overrides):
 
 def load(name, overrides):
     from pufferlib.trainer.config import load_config
-    creator, _ = env_creator(name)
-    return load_config(name, overrides, env_creator=creator)
+    creator, kind = env_creator(name)
+    return load_config(name, overrides, env_creator=creator,
+                       emulated=kind in ('gymnasium', 'pettingzoo'))
 
 
 def setup_torch(cfg):
@@ -154,7 +155,8 @@ def cmd_eval(name, args, overrides):
         policy = build_policy(vecenv, config)
         if payload is not None:
             ppo.load_model(policy, payload, payload['path'])
-        stats = evaluate(torch, vecenv, policy, config, args.episodes, render, greedy=args.greedy)
+        stats = evaluate(torch, vecenv, policy, config, args.episodes, render,
+                         max_seconds=args.seconds, greedy=args.greedy)
     finally:
         vecenv.close()
     source = payload['path'] if payload else 'an untrained policy'
@@ -178,7 +180,7 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
     sums, count = {}, 0
     space = vecenv.single_action_space
     from gymnasium import spaces
-    start = time.time()
+    start, steps = time.time(), 0
     vecenv.async_reset(config['train']['seed'])
     while count < episodes:
         obs, rewards, terminals, truncations, infos, ids, masks = vecenv.recv()
@@ -204,6 +206,7 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
         else:
             actions = (actions.reshape(-1, *space.shape) + np.asarray(space.start)).astype(np.int32)
         vecenv.send(actions)
+        steps += 1
         if render:
             getattr(vecenv, 'env', vecenv).render()
             from pufferlib.ocean.render import raylib
@@ -213,6 +216,7 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
             break
     stats = {k: v / count for k, v in sums.items()} if count else {}
     stats['episodes'] = int(count)
+    stats['rendered frames' if render else 'steps'] = steps
     return stats
 
 
@@ -241,7 +245,7 @@ def cmd_bench(name, args, overrides):
     config = load(name, overrides)
     vecenv = make_vecenv(name, config)
     try:
-        sps = bench_env(vecenv, args.seconds)
+        sps = bench_env(vecenv, args.seconds or 10.0)
     finally:
         vecenv.close()
     print(f'{name}: env {sps:,.0f} agent-steps/s (random actions, {vecenv.num_agents} agents)',
@@ -251,7 +255,7 @@ def cmd_bench(name, args, overrides):
     except ImportError:
         print('trainer: torch is not installed (pip install "pufferlib[train]")')
         return 0
-    trainer_sps = bench_trainer(name, config, args.seconds)
+    trainer_sps = bench_trainer(name, config, args.seconds or 10.0)
     print(f'{name}: trainer {trainer_sps:,.0f} agent-steps/s '
           f'({trainer_sps / sps:.1%} of env-only speed)', flush=True)
     return 0
@@ -307,7 +311,8 @@ def main(argv=None):
     parser.add_argument('--headless', action='store_true', help='eval: never open a window')
     parser.add_argument('--greedy', action='store_true',
                         help='eval: take the most likely action instead of sampling')
-    parser.add_argument('--seconds', type=float, default=10.0, help='bench: seconds per measurement')
+    parser.add_argument('--seconds', type=float, default=None,
+                        help='bench: seconds per measurement (10); eval: stop after this long')
     args, overrides = parser.parse_known_args(argv)
     commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench}
     try:

@@ -29,10 +29,12 @@ def parse_value(text):
     return text
 
 
-def config_path(env_name):
-    """The per-env ini for `env_name`, or None (Gymnasium/PettingZoo ids use the defaults)."""
+def config_path(env_name, emulated=False):
+    """The per-env ini for `env_name`; emulated.ini for Gymnasium/PettingZoo ids without one."""
     path = CONFIG_DIR / f'{env_name}.ini'
-    return path if path.exists() else None
+    if path.exists():
+        return path
+    return CONFIG_DIR / 'emulated.ini' if emulated else None
 
 
 def read_ini(path, into):
@@ -47,14 +49,14 @@ def read_ini(path, into):
         into[section].update({k: parse_value(v) for k, v in parser.items(section)})
 
 
-def load_config(env_name, overrides=(), env_creator=None):
+def load_config(env_name, overrides=(), env_creator=None, emulated=False):
     """{section: {key: value}} for `env_name`. `overrides` is a list of command-line words such as
     ['--train.learning_rate', '3e-4', '--vec.num_envs=2']. An unknown section or key is an
     APIUsageError listing the close matches; [env] also accepts any keyword parameter of
-    `env_creator` (the env's constructor)."""
+    `env_creator` (the env's constructor). `emulated` marks a Gymnasium/PettingZoo id."""
     config = {section: {} for section in SECTIONS}
     read_ini(CONFIG_DIR / 'default.ini', config)
-    path = config_path(env_name)
+    path = config_path(env_name, emulated)
     if path is not None:
         read_ini(path, config)
     env_params = creator_params(env_creator)
