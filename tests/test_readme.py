@@ -1,0 +1,30 @@
+"""The README's Python examples run as written, and its commands name real things."""
+import pathlib
+import re
+
+import pytest
+
+README = (pathlib.Path(__file__).parent.parent / 'README.md').read_text()
+EXAMPLES = re.findall(r'```python\n(.*?)```', README, re.S)
+
+
+@pytest.mark.parametrize('code', EXAMPLES, ids=[f'example{i}' for i in range(len(EXAMPLES))])
+def test_python_examples_run(code):
+    namespace = {'__name__': '__readme__'}
+    exec(compile(code, 'README.md', 'exec'), namespace)
+    vec = namespace.get('vec')
+    if vec is not None:
+        vec.close()
+    env = namespace.get('env')
+    if env is not None:
+        env.close()
+
+
+def test_quick_start_commands_match_ci():
+    """.ci/run runs exactly the README's test command."""
+    commands = re.findall(r'```bash\n(.*?)```', README, re.S)
+    test_command = next(c.strip() for c in commands if 'pytest' in c)
+    ci = (pathlib.Path(__file__).parent.parent / '.ci' / 'run').read_text()
+    assert test_command in ci
+    main_command = commands[0].strip()
+    assert main_command.endswith('puffer train breakout')
