@@ -74,12 +74,16 @@ def load(name, overrides):
                        emulated=kind in ('gymnasium', 'pettingzoo'))
 
 
-def setup_torch(cfg):
+def setup_torch(cfg, rank=0):
+    """Threads (auto: this process's share of the cores) and seeds (offset by the rank under
+    torchrun; DDP gives every rank rank 0's initial weights)."""
     import torch
     threads = cfg['torch_threads']
-    torch.set_num_threads(os.cpu_count() if threads in (None, 'auto') else int(threads))
-    torch.manual_seed(cfg['seed'])
-    np.random.seed(cfg['seed'] % 2**32)
+    if threads in (None, 'auto'):
+        threads = max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+    torch.set_num_threads(int(threads))
+    torch.manual_seed(cfg['seed'] + rank)
+    np.random.seed((cfg['seed'] + rank) % 2**32)
     return torch
 
 
@@ -91,6 +95,8 @@ def build_policy(vecenv, config):
 
 
 def cmd_train(name, args, overrides):
+    """Train; under torchrun (`torchrun --nproc-per-node N -m pufferlib.trainer train ENV`) each
+    process is one rank of a DistributedDataParallel run (docs/training.md, "Many processes")."""
     from pufferlib.trainer import ppo
     from pufferlib.trainer.dashboard import make_dashboard
     config = load(name, overrides)
@@ -101,15 +107,21 @@ def cmd_train(name, args, overrides):
             section, _, field = key.partition('.')
             saved[section][field] = value
         config = saved
-    setup_torch(config['train'])
-    vecenv = make_vecenv(name, config)
+    rank, world_size = ppo.init_distributed(config['train'])
     try:
-        policy = build_policy(vecenv, config)
-    except BaseException:
-        vecenv.close()
-        raise
-    dashboard = make_dashboard(name, policy, config)
-    trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
+        setup_torch(config['train'], rank)
+        vecenv = make_vecenv(name, config)
+        try:
+            policy = build_policy(vecenv, config)
+        except BaseException:
+            vecenv.close()
+            raise
+        dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
+        trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
+    finally:
+        ppo.close_distributed()
+    if rank != 0:
+        return 130 if trainer.interrupted else 0
     if trainer.interrupted:
         print(f'interrupted: saved {trainer.last_checkpoint}', flush=True)
         return 130
@@ -318,7 +330,8 @@ def main(argv=None):
     try:
         return commands[args.mode](args.env, args, overrides)
     except (APIUsageError, CheckpointError) as e:
-        print(f'puffer {args.mode}: error: {e}', file=sys.stderr)
+        rank = f' (rank {os.environ["RANK"]})' if int(os.environ.get('WORLD_SIZE', 1)) > 1 else ''
+        print(f'puffer {args.mode}{rank}: error: {e}', file=sys.stderr)
         return 2
 
 

@@ -12,11 +12,12 @@ LOSSES = ('policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clipfrac', 'expl
 TIMES = ('env', 'forward', 'copy', 'learn')
 
 
-def make_dashboard(env_name, policy, config, stream=None):
+def make_dashboard(env_name, policy, config, stream=None, world_size=1):
+    """The dashboard of rank 0 under torchrun: SPS and steps are those of all `world_size` ranks."""
     stream = stream or sys.stdout
     params = sum(p.numel() for p in policy.parameters())
     cls = RichDashboard if stream.isatty() else PlainDashboard
-    return cls(env_name, params, config, stream)
+    return cls(env_name, params, config, stream, world_size)
 
 
 def duration(seconds):
@@ -44,11 +45,12 @@ def summary(trainer):
 
 
 class PlainDashboard:
-    def __init__(self, env_name, params, config, stream):
+    def __init__(self, env_name, params, config, stream, world_size=1):
         self.env_name, self.params, self.stream = env_name, params, stream
         self.last_draw, self.pending = 0.0, None
+        ranks = f', {world_size} processes' if world_size > 1 else ''
         print(f'pufferlib {pufferlib.__version__}: training {env_name} '
-              f'({number(params)} parameters)', file=stream, flush=True)
+              f'({number(params)} parameters{ranks})', file=stream, flush=True)
 
     def update(self, trainer, record):
         self.pending = trainer
@@ -71,10 +73,10 @@ class PlainDashboard:
 
 
 class RichDashboard:
-    def __init__(self, env_name, params, config, stream):
+    def __init__(self, env_name, params, config, stream, world_size=1):
         from rich.console import Console
         from rich.live import Live
-        self.env_name, self.params = env_name, params
+        self.env_name, self.params, self.world_size = env_name, params, world_size
         self.console = Console(file=stream)
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
         self.live.start()
@@ -107,7 +109,8 @@ class RichDashboard:
         left = Table(box=None, show_header=False, padding=(0, 1))
         left.add_row('[bold]Summary[/]', '')
         remaining = duration(s['remaining']) if np.isfinite(s['remaining']) else '?'
-        for key, value in (('env', self.env_name), ('params', number(self.params)),
+        rows = (('processes', str(self.world_size)),) if self.world_size > 1 else ()
+        for key, value in (('env', self.env_name), ('params', number(self.params)), *rows,
                            ('steps', f"{number(s['steps'])} / {number(s['total'])}"),
                            ('SPS', f"{s['SPS']:,.0f}"), ('epoch', str(s['epoch'])),
                            ('uptime', duration(s['uptime'])), ('remaining', remaining)):

@@ -4,11 +4,19 @@
 env) and `update()` (PPO minibatches drawn by priority). `train(...)` runs that loop with the
 dashboard, the JSON log and the checkpoints. The algorithm is in docs/training.md; names follow
 the papers: `mb_` is a minibatch, `S` segments (rows), `H` the bptt horizon (columns).
+
+Under torchrun (`init_distributed`) every rank runs this same loop on its own vector env and
+buffer; DistributedDataParallel averages the gradients, `epoch_summary` merges the ranks'
+statistics, and only rank 0 writes logs and checkpoints (docs/training.md, "Many processes").
 """
+import contextlib
+import datetime
 import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,8 +31,9 @@ from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.policy import logprob_entropy, sample_actions
 
 
-def derived_sizes(cfg, num_agents):
-    """(batch_size, segments, minibatch_segments, accumulation steps, total epochs), checked."""
+def derived_sizes(cfg, num_agents, world_size=1):
+    """(batch_size, segments, minibatch_segments, accumulation steps, total epochs), checked.
+    batch_size is per rank: `world_size` ranks make world_size * batch_size steps per epoch."""
     H = cfg['bptt_horizon']
     batch = cfg['batch_size']
     if batch in (None, 'auto'):
@@ -45,7 +54,7 @@ def derived_sizes(cfg, num_agents):
             raise APIUsageError(f'train.minibatch_size {mb} must be a multiple of '
                                 f'max_minibatch_size {max_mb}, itself a multiple of bptt_horizon {H}')
         accumulate = mb // max_mb
-    epochs = max(1, cfg['total_timesteps'] // batch)
+    epochs = max(1, cfg['total_timesteps'] // (batch * world_size))
     return batch, batch // H, mb // H, accumulate, epochs
 
 
@@ -126,6 +135,97 @@ def to_float(logits):
     return logits.float()
 
 
+# ---- many processes (torchrun) ------------------------------------------------------------------
+def init_distributed(cfg):
+    """Join torchrun's process group when this process was started by torchrun (WORLD_SIZE set):
+    nccl with one GPU per local rank when train.device is CUDA (cfg['device'] becomes
+    'cuda:<local rank>'), else gloo. Collectives time out after train.dist_timeout seconds.
+    Returns (rank, world_size); (0, 1) for a plain process, which is left untouched."""
+    import torch.distributed as dist
+    if int(os.environ.get('WORLD_SIZE', 1)) <= 1:
+        return 0, 1
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    if torch.device(cfg['device']).type == 'cuda':
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise APIUsageError(f'local rank {local_rank} has no GPU of its own ({count} visible): '
+                                f'start at most {count} processes per node (--nproc-per-node)')
+        torch.cuda.set_device(local_rank)
+        cfg['device'] = f'cuda:{local_rank}'
+        backend = 'nccl'
+    else:
+        backend = 'gloo'
+    timeout = datetime.timedelta(seconds=float(cfg.get('dist_timeout') or 300))
+    dist.init_process_group(backend, timeout=timeout)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def close_distributed():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank_and_world():
+    """(rank, world_size) of this process: (0, 1) unless a process group is initialised."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_gather(obj, world_size):
+    """[obj of rank 0, obj of rank 1, ...] (pickled through the process group)."""
+    if world_size == 1:
+        return [obj]
+    import torch.distributed as dist
+    out = [None] * world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def merge_epoch_stats(per_rank):
+    """One epoch's statistics of all ranks as one: agent steps summed, losses averaged over the
+    ranks, episode statistics averaged weighted by episode count (so a rank that finished no
+    episode counts for nothing), the episode count `n` summed, stop requested if any rank asks."""
+    losses = defaultdict(float)
+    for stats in per_rank:
+        for key, value in stats['losses'].items():
+            losses[key] += value / len(per_rank)
+    sums, counts = defaultdict(float), defaultdict(float)
+    for stats in per_rank:
+        for key, value in stats['episode_sums'].items():
+            sums[key] += value
+        for key, value in stats['episode_counts'].items():
+            counts[key] += value
+    env_stats = {k: sums[k] if k == 'n' else sums[k] / counts[k] for k in sums if counts[k]}
+    return {'steps': sum(s['steps'] for s in per_rank), 'losses': dict(losses),
+            'env_stats': env_stats, 'stop': any(s['stop'] for s in per_rank)}
+
+
+def wrap_ddp(policy, device):
+    """DistributedDataParallel around `policy`: it broadcasts rank 0's weights now and averages
+    the gradients of every backward pass. The rollout keeps calling the plain module."""
+    from torch.nn.parallel import DistributedDataParallel
+    device = torch.device(device)
+    return DistributedDataParallel(policy, device_ids=[device] if device.type == 'cuda' else None,
+                                   gradient_as_bucket_view=True)
+
+
+def rng_state():
+    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
+            'python': random.getstate()}
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+# -------------------------------------------------------------------------------------------------
+
+
 class Trainer:
     """Holds the vector env, the policy, the optimizers, the segment buffer and the counters."""
 
@@ -133,8 +233,23 @@ class Trainer:
         self.cfg, self.vecenv, self.policy = cfg, vecenv, policy
         self.device = cfg['device']
         self.num_agents = N = vecenv.num_agents
+        self.rank, self.world_size = rank_and_world()
         (self.batch_size, self.segments, self.minibatch_segments, self.accumulate,
-         self.total_epochs) = derived_sizes(cfg, N)
+         self.total_epochs) = derived_sizes(cfg, N, self.world_size)
+        self.num_minibatches = max(1, cfg['update_epochs'] * self.segments // self.minibatch_segments)
+        # Rank r's sub-envs take seeds seed + r*N ... seed + (r+1)*N - 1: never shared, and the
+        # same seeds one process with world_size * N agents would use.
+        self.env_seed = cfg['seed'] + self.rank * N
+        self.model = policy     # what the update calls: DDP around the policy under torchrun
+        if self.world_size > 1:
+            self.model = wrap_ddp(policy, self.device)
+            sizes = all_gather((N, self.batch_size, self.minibatch_segments, self.accumulate,
+                                self.num_minibatches), self.world_size)
+            if len(set(sizes)) > 1:
+                raise APIUsageError(
+                    'the ranks disagree on (agents, batch_size, minibatch segments, accumulation, '
+                    f'minibatches) {sizes}: every rank needs the same env and [train] sizes, since '
+                    'DistributedDataParallel averages one backward pass of each rank at a time')
         obs_space, self.action_space = vecenv.single_observation_space, vecenv.single_action_space
         act_shape, act_dtype = (), torch.int64
         if isinstance(self.action_space, spaces.MultiDiscrete):
@@ -159,7 +274,10 @@ class Trainer:
         self.losses, self.env_stats = {}, {}
         self.episode_sums, self.episode_counts = defaultdict(float), defaultdict(float)
         self.sps, self.last_log = 0.0, (time.time(), 0)
+        self.epoch_start_step = 0
         self.started = False
+        self.stop_requested = False    # this rank got Ctrl-C (under torchrun) ...
+        self.stop_agreed = False       # ... and the ranks have agreed to stop after this epoch
 
     @property
     def uptime(self):
@@ -182,7 +300,7 @@ class Trainer:
         """Step the env until every row of the buffer is complete (see buffer.py)."""
         cfg, buf, dev = self.cfg, self.buffer, self.device
         if not self.started:
-            self.vecenv.async_reset(cfg['seed'])
+            self.vecenv.async_reset(self.env_seed)
             self.started = True
         buf.start_rollout()
         clamp = cfg['reward_clamp']
@@ -253,7 +371,7 @@ class Trainer:
                 group['lr'] = lr
         n = self.minibatch_segments
         chunk = n // self.accumulate
-        num_minibatches = max(1, cfg['update_epochs'] * S // n)
+        num_minibatches = self.num_minibatches
         beta = cfg['prio_beta0'] + (1 - cfg['prio_beta0']) * min(self.epoch / self.total_epochs, 1.0)
         sums = defaultdict(float)
         for mb in range(num_minibatches):
@@ -272,8 +390,11 @@ class Trainer:
                 mb_adv = mb_adv * weight.unsqueeze(1)
             for j in range(self.accumulate):
                 part = slice(j * chunk, (j + 1) * chunk)
-                stats = self.minibatch_loss(idx[part], mb_adv[part], mb_values[part],
-                                            mb_returns[part], mb)
+                # DDP: average the gradients across ranks once per minibatch, at its last piece
+                sync = j == self.accumulate - 1 or self.model is self.policy
+                with contextlib.nullcontext() if sync else self.model.no_sync():
+                    stats = self.minibatch_loss(idx[part], mb_adv[part], mb_values[part],
+                                                mb_returns[part], mb)
                 for key, value in stats.items():
                     sums[key] = sums[key] + value.detach() / self.accumulate
             params = [p for opt in self.optimizers for g in opt.param_groups for p in g['params']]
@@ -292,7 +413,7 @@ class Trainer:
         buf, H = self.buffer, self.cfg['bptt_horizon']
         state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
         with self.autocast:
-            logits, values = self.policy(buf.observations[idx], state)
+            logits, values = self.model(buf.observations[idx], state)
         logits, values = to_float(logits), values.float()
         actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
         loss, ratio, stats = ppo_loss(self.cfg, self.action_space, logits, values, actions,
@@ -310,16 +431,28 @@ class Trainer:
         return stats
 
     def epoch_summary(self):
-        """Close the epoch's statistics: SPS, episode means, times. Returns the log record."""
+        """Close the epoch's statistics: SPS, episode means, times, merged over the ranks under
+        torchrun (global_step becomes the sum of all ranks' steps). Returns the log record."""
+        if self.world_size > 1:
+            merged = merge_epoch_stats(all_gather(
+                {'steps': self.global_step - self.epoch_start_step, 'losses': self.losses,
+                 'episode_sums': dict(self.episode_sums),
+                 'episode_counts': dict(self.episode_counts), 'stop': self.stop_requested},
+                self.world_size))
+            self.global_step = self.epoch_start_step + merged['steps']
+            self.losses, self.stop_agreed = merged['losses'], merged['stop']
+            if merged['env_stats']:
+                self.env_stats = merged['env_stats']
+        elif self.episode_counts:
+            self.env_stats = {k: self.episode_sums[k] / self.episode_counts[k]
+                              for k in self.episode_sums}
+        self.episode_sums.clear()
+        self.episode_counts.clear()
+        self.epoch_start_step = self.global_step
         now, (then, step) = time.time(), self.last_log
         if now > then:
             self.sps = (self.global_step - step) / (now - then)
         self.last_log = (now, self.global_step)
-        if self.episode_counts:
-            self.env_stats = {k: self.episode_sums[k] / self.episode_counts[k]
-                              for k in self.episode_sums}
-            self.episode_sums.clear()
-            self.episode_counts.clear()
         record = {'agent_steps': self.global_step, 'epoch': self.epoch, 'SPS': self.sps,
                   'uptime': self.uptime}
         record.update({f'losses/{k}': v for k, v in self.losses.items()})
@@ -329,13 +462,23 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------
 
-    def state_dict(self):
-        return {'optimizers': [opt.state_dict() for opt in self.optimizers],
-                'global_step': self.global_step, 'epoch': self.epoch, 'uptime': self.uptime,
-                'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
-                        'python': random.getstate()}}
+    def state_dict(self, gather=True):
+        """The trainer's part of a checkpoint. Under torchrun, with `gather` (every rank calls
+        it at the same point), it holds every rank's RNG state under 'rank_rng'."""
+        state = {'optimizers': [opt.state_dict() for opt in self.optimizers],
+                 'global_step': self.global_step, 'epoch': self.epoch, 'uptime': self.uptime,
+                 'world_size': self.world_size, 'rng': rng_state()}
+        if self.world_size > 1 and gather:
+            state['rank_rng'] = all_gather(state['rng'], self.world_size)
+        return state
 
     def load_state_dict(self, state, path='checkpoint'):
+        saved_world = state.get('world_size', 1)
+        if saved_world != self.world_size:
+            raise CheckpointError(
+                f'{path} was saved by a run of {saved_world} process(es), this one has '
+                f'{self.world_size}: resume with the same number (torchrun --nproc-per-node '
+                f'{saved_world} ... for more than one), since batch, seeds and schedule are per rank')
         try:
             for opt, opt_state in zip(self.optimizers, state['optimizers'], strict=True):
                 opt.load_state_dict(opt_state)
@@ -343,11 +486,18 @@ class Trainer:
             raise CheckpointError(f'{path}: its optimizer state does not match train.optimizer '
                                   f'{self.cfg["optimizer"]!r} ({e})') from None
         self.global_step, self.epoch = state['global_step'], state['epoch']
+        self.epoch_start_step = self.global_step
         self.uptime_before = state.get('uptime', 0.0)
         self.last_log = (time.time(), self.global_step)
-        torch.set_rng_state(state['rng']['torch'])
-        np.random.set_state(state['rng']['numpy'])
-        random.setstate(state['rng']['python'])
+        if 'rank_rng' in state:
+            set_rng_state(state['rank_rng'][self.rank])
+        elif self.rank == 0:
+            set_rng_state(state['rng'])
+        else:  # a checkpoint written on a hard stop holds rank 0's state only
+            seed = self.cfg['seed'] + self.rank + 100_003 * self.epoch
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
 
 
 def ppo_loss(cfg, action_space, logits, values, actions, old_logprobs, adv, old_values, returns):
@@ -427,10 +577,13 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
     """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
     a final checkpoint; the vector env is closed however the loop ends. `on_epoch(trainer,
-    record)` is called after every epoch; a true result ends training. Returns the Trainer."""
+    record)` is called after every epoch; a true result ends training. Returns the Trainer.
+    Under torchrun every rank calls this; rank 0 alone writes the run folder (log, config,
+    checkpoints) and draws `dashboard` (pass None on the others)."""
     cfg = config['train']
     try:
         trainer = Trainer(cfg, vecenv, policy)
+        writer = trainer.rank == 0
         if resume is not None:
             payload = load_checkpoint(resume)
             if payload.get('env_name') != env_name:
@@ -439,53 +592,94 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             load_model(policy, payload, payload['path'])
             trainer.load_state_dict(payload['trainer'], payload['path'])
             run_dir = Path(payload['path']).parent
-        else:
+        elif writer:
             run_id = f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
             run_dir = Path(cfg['data_dir']) / run_id
             run_dir.mkdir(parents=True, exist_ok=True)
             with open(run_dir / 'config.json', 'w') as f:
                 json.dump(config, f, indent=2)
+        else:
+            run_dir = None
         trainer.run_dir = run_dir
-        loggers = make_loggers(cfg, config, run_dir)
+        loggers = make_loggers(cfg, config, run_dir) if writer else []
     except BaseException:
         vecenv.close()
         if dashboard is not None:
             dashboard.close(None)
         raise
 
-    def checkpoint():
+    def checkpoint(gather=True):
+        state = trainer.state_dict(gather)   # every rank: it may gather the ranks' RNG states
+        if not writer:
+            return None
         payload = {'env_name': env_name, 'config': config, 'model': policy.state_dict(),
-                   'trainer': trainer.state_dict()}
+                   'trainer': state}
         return save_checkpoint(run_dir / f'checkpoint_{trainer.epoch:06d}.pt', payload)
 
-    log = open(run_dir / 'log.jsonl', 'a')
+    log = open(run_dir / 'log.jsonl', 'a') if writer else None
     trainer.interrupted = False
+    trainer.last_checkpoint = None
+    restore_signals = catch_stop_signals(trainer) if trainer.world_size > 1 else None
     try:
         while not trainer.done:
             trainer.rollout()
             trainer.update()
             record = trainer.epoch_summary()
-            log.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                  for k, v in record.items()}) + '\n')
-            log.flush()
+            if writer:
+                log.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v)
+                                      else v for k, v in record.items()}) + '\n')
+                log.flush()
             for logger in loggers:
                 logger(record, trainer.global_step)
             if dashboard is not None:
                 dashboard.update(trainer, record)
             if trainer.epoch % cfg['checkpoint_interval'] == 0:
                 trainer.last_checkpoint = checkpoint()
-            if on_epoch is not None and on_epoch(trainer, record):
+            if trainer.stop_agreed:     # Ctrl-C under torchrun, agreed on by every rank
+                trainer.interrupted = True
+                break
+            if on_epoch is not None and agree(on_epoch(trainer, record), trainer.world_size):
                 break
         trainer.last_checkpoint = checkpoint()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # no collective here: the other ranks may be gone already
         trainer.interrupted = True
-        trainer.last_checkpoint = checkpoint()
+        trainer.last_checkpoint = checkpoint(gather=False)
     finally:
-        log.close()
+        if restore_signals is not None:
+            restore_signals()
+        if log is not None:
+            log.close()
         if dashboard is not None:
             dashboard.close(trainer)
         vecenv.close()
     return trainer
+
+
+def agree(flag, world_size):
+    """True on every rank when `flag` is true on any rank."""
+    return any(all_gather(bool(flag), world_size))
+
+
+def catch_stop_signals(trainer):
+    """Under torchrun: a first SIGINT asks every rank to stop at the end of the current epoch
+    (the ranks agree in epoch_summary, rank 0 saves, all exit 130); a second one stops at once.
+    SIGTERM (torchrun stopping the ranks after another one failed) raises SystemExit so that the
+    vector env is closed. Returns a function restoring the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigint(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    def on_sigterm(signum, frame):
+        raise SystemExit(f'rank {trainer.rank}: stopped by SIGTERM (torchrun stops every rank '
+                         'when one fails)')
+
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_sigterm))}
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
 
 def make_loggers(cfg, config, run_dir):
