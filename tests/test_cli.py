@@ -132,3 +132,23 @@ def test_eval_renders_with_a_display(tmp_path):
     assert result.returncode == 0, result.stderr
     frames = int(result.stdout.split('rendered frames:')[1].split()[0])
     assert frames > 5, result.stdout
+
+
+@pytest.mark.slow
+def test_train_with_ray_workers(tmp_path):
+    """`--vec.backend ray`: env workers as Ray actors on a local instance (loopback only)."""
+    pytest.importorskip('ray', reason='ray is not installed (pip install "pufferlib[ray]")')
+    result = puffer('train', 'squared', '--vec.backend', 'ray', '--vec.num_envs', '2',
+                    '--vec.num_workers', '2', '--env.num_envs', '8', '--train.total_timesteps', '1024',
+                    '--train.data_dir', tmp_path, *SMALL, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'done:' in result.stdout
+    assert ppo.load_checkpoint(only_run(tmp_path))['trainer']['epoch'] >= 2
+
+
+def test_ray_address_goes_to_ray_only():
+    config = cli.load('squared', ['--env.num_envs', '4', '--vec.ray_address', '10.0.0.1:6379'])
+    assert config['vec']['ray_address'] == '10.0.0.1:6379'
+    vecenv = cli.make_vecenv('squared', config)   # Native: the address is not passed on
+    vecenv.close()
+

@@ -48,7 +48,8 @@ def env_creator(name):
                         'pettingzoo.butterfly.pistonball_v6')
 
 
-BACKENDS = {'native': 'Native', 'serial': 'Serial', 'multiprocessing': 'Multiprocessing'}
+BACKENDS = {'native': 'Native', 'serial': 'Serial', 'multiprocessing': 'Multiprocessing',
+            'ray': 'Ray'}
 
 
 def make_vecenv(name, config, **env_overrides):
@@ -63,6 +64,8 @@ def make_vecenv(name, config, **env_overrides):
     if backend not in BACKENDS:
         raise APIUsageError(f"vec.backend is {backend!r}: use auto, {', '.join(BACKENDS)}")
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
+    if backend != 'ray' or kwargs.get('ray_address') is None:
+        kwargs.pop('ray_address', None)
     return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=BACKENDS[backend],
                                  seed=config['train']['seed'], **kwargs)
 
