@@ -619,3 +619,28 @@ def test_native_equals_multiprocessing():
     finally:
         native.close()
         multi.close()
+
+
+def test_action_mask_allows_exactly_the_columns_that_are_not_full():
+    """A masked column ends the episode with -1 (the invalid-move rule); an allowed one adds a piece
+    to its column. Actions lean on column 0 so that full columns are common."""
+    torch = pytest.importorskip('torch')
+    env = make(num_envs=32, seed=4)
+    rng = np.random.default_rng(0)
+    masked = allowed_moves = 0
+    for _ in range(400):
+        obs = env.observations.copy()
+        allowed = Connect4.action_mask(obs)
+        assert allowed.dtype == bool and allowed.shape == (32, 7) and allowed.any(axis=1).all()
+        np.testing.assert_array_equal(Connect4.action_mask(torch.from_numpy(obs)).numpy(), allowed)
+        actions = np.where(rng.random(32) < 0.6, 0, rng.integers(0, 7, 32)).astype(np.int32)
+        env.step(actions)
+        for i, a in enumerate(actions):
+            if not allowed[i, a]:
+                masked += 1
+                assert env.terminals[i] and env.rewards[i] == -1
+            elif not env.terminals[i]:
+                allowed_moves += 1
+                before = np.count_nonzero(obs[i].reshape(6, 7)[:, a])
+                assert np.count_nonzero(env.observations[i].reshape(6, 7)[:, a]) > before
+    assert masked > 100 and allowed_moves > 1000

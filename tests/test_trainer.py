@@ -255,6 +255,48 @@ def test_action_distributions(space):
         assert torch.allclose(entropy, ref.entropy().sum(-1), atol=1e-5)
 
 
+def parity_mask(observations):
+    """A stand-in env rule: action a is allowed iff observation feature a is positive."""
+    return observations[..., :4] > 0
+
+
+@pytest.mark.parametrize('lstm', [False, True])
+def test_action_mask_keeps_disallowed_actions_out_of_sampling_training_and_entropy(lstm):
+    torch.manual_seed(0)
+    space = spaces.Discrete(4)
+    policy = Default(spaces.Box(-1, 1, (6,)), space, hidden_size=8, action_mask=parity_mask)
+    policy = LSTMWrapper(policy) if lstm else policy
+    obs = torch.rand(4096, 6) * 2 - 1
+    obs[:, 0] = obs[:, 0].abs() + 0.1             # one action always allowed
+    allowed = parity_mask(obs)
+    state = (torch.zeros(4096, 8), torch.zeros(4096, 8)) if lstm else None
+    logits, _, _ = policy.forward_step(obs, state)
+    actions, logprob = sample_actions(logits, space)
+    assert allowed[torch.arange(4096), actions].all()
+    # training recomputes the mask from the stored observations: the same log-probabilities
+    train_logits, _ = policy.forward(obs.reshape(64, 64, 6), (state[0][:64], state[1][:64])
+                                     if lstm else None)
+    if not lstm:
+        assert torch.allclose(train_logits, logits)
+    again, entropy = logprob_entropy(train_logits, actions, space)
+    ref = torch.distributions.Categorical(logits=train_logits.masked_fill(~allowed, -float('inf')))
+    assert torch.allclose(entropy, ref.entropy(), atol=1e-5)
+    probs = torch.softmax(train_logits, -1)
+    assert (probs[~allowed] == 0).all()
+    (again.mean() + entropy.mean()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)
+
+
+def test_make_policy_takes_the_envs_action_mask():
+    from pufferlib.ocean.connect4.connect4 import Connect4
+    env = Connect4(num_envs=2)
+    assert make_policy(env, 8, 1, lstm=False).action_mask is Connect4.action_mask
+    assert make_policy(env, 8, 1, lstm=True).policy.action_mask is Connect4.action_mask
+    assert make_policy(env, 8, 1, lstm=False, action_mask=False).action_mask is None
+    with pytest.raises(TypeError, match='action mask needs Discrete'):
+        Default(spaces.Box(0, 1, (6,)), spaces.Box(-1, 1, (2,)), 8, action_mask=parity_mask)
+
+
 def test_gumbel_sampling_follows_the_distribution():
     torch.manual_seed(0)
     logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).expand(30000, 3)

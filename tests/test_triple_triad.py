@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 
 import pufferlib.ocean
 from pufferlib.ocean.triple_triad import binding
@@ -424,6 +425,13 @@ def test_observation_bounds_and_mask_meaning():
             invalid = obs[i, 9 + a] if a < PLACE else max(obs[i, 14 + a - PLACE], obs[i, 23])
             if states[i]['tick'] < 30:
                 assert (env.rewards[i] == np.float32(-0.1)) == bool(invalid)
+        # action_mask (for the policy) is the same rule over all 14 actions, in NumPy and torch
+        allowed = TripleTriad.action_mask(obs)
+        assert allowed.dtype == bool and allowed.shape == (16, 14) and allowed.any(axis=1).all()
+        for i, a in enumerate(actions):
+            if states[i]['tick'] < 30:
+                assert allowed[i, a] == (env.rewards[i] != np.float32(-0.1))
+        np.testing.assert_array_equal(TripleTriad.action_mask(torch.from_numpy(obs)).numpy(), allowed)
 
 
 # ---- determinism and seeding ----

@@ -5,11 +5,19 @@ batch of agents) and `forward(obs, state) -> (logits, values)` for training on `
 observations (outputs flattened to `B * T` rows). `state` is None for a feed-forward policy and a
 pair `(h, c)` of `(B, hidden)` tensors for `LSTMWrapper`. `logits` is a tensor (Discrete), a tensor
 of concatenated logits (MultiDiscrete) or a pair `(mean, logstd)` (Box).
+
+Action masks: an env may define `action_mask(observations) -> bool array (..., num_logits)`, True
+where an action is allowed, computed from the observation alone with array operations that work on
+NumPy arrays and torch tensors. The default policy then gives disallowed actions a logit of
+MASKED_LOGIT in the rollout, in training (the mask is recomputed from the stored observation, so
+the two agree) and in evaluation: they are never sampled and carry no probability or entropy.
 """
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
+
+MASKED_LOGIT = -1e9   # not -inf: softmax, entropy and their gradients stay finite (0 * -1e9 = 0)
 
 
 def layer_init(layer, std=np.sqrt(2), bias=0.0):
@@ -44,9 +52,10 @@ class Default(nn.Module):
     flattened to float) before the encoder."""
 
     def __init__(self, observation_space, action_space, hidden_size=128, num_layers=1,
-                 emulated=None):
+                 emulated=None, action_mask=None):
         super().__init__()
         self.hidden_size = hidden_size
+        self.action_mask = action_mask
         self.restore = restore_observations(emulated)
         self.obs_size = int(np.prod(observation_space.shape))
         if self.restore is not None:
@@ -67,6 +76,9 @@ class Default(nn.Module):
             self.logstd = nn.Parameter(torch.zeros(1, num_logits))
         else:
             raise TypeError(f'action space {action_space} is not supported by the default policy')
+        if action_mask is not None and self.is_continuous:
+            raise TypeError('an action mask needs Discrete or MultiDiscrete actions, not '
+                            f'{action_space}')
         self.actor = layer_init(nn.Linear(hidden_size, num_logits), std=0.01)
         self.value = layer_init(nn.Linear(hidden_size, 1), std=1.0)
 
@@ -81,12 +93,21 @@ class Default(nn.Module):
             logits = (logits, self.logstd.expand_as(logits))
         return logits, self.value(hidden).squeeze(-1)
 
+    def mask(self, logits, obs):
+        """`logits` with the actions that the env's action_mask(obs) disallows set to MASKED_LOGIT."""
+        if self.action_mask is None:
+            return logits
+        allowed = torch.as_tensor(self.action_mask(obs), device=logits.device)
+        return logits.masked_fill(~allowed.reshape(logits.shape), MASKED_LOGIT)
+
     def forward_step(self, obs, state=None):
         logits, values = self.decode(self.encode(obs))
-        return logits, values, None
+        return self.mask(logits, obs), values, None
 
     def forward(self, obs, state=None):
-        return self.decode(self.encode(obs.reshape(-1, *obs.shape[2:])))
+        obs = obs.reshape(-1, *obs.shape[2:])
+        logits, values = self.decode(self.encode(obs))
+        return self.mask(logits, obs), values
 
 
 class LSTMWrapper(nn.Module):
@@ -116,19 +137,25 @@ class LSTMWrapper(nn.Module):
     def forward_step(self, obs, state):
         h, c = self.cell(self.policy.encode(obs), state)
         logits, values = self.policy.decode(h)
-        return logits, values, (h, c)
+        return self.policy.mask(logits, obs), values, (h, c)
 
     def forward(self, obs, state):
         B, T = obs.shape[:2]
-        hidden = self.policy.encode(obs.reshape(B * T, *obs.shape[2:])).reshape(B, T, -1)
+        obs = obs.reshape(B * T, *obs.shape[2:])
+        hidden = self.policy.encode(obs).reshape(B, T, -1)
         h0, c0 = state
         out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
-        return self.policy.decode(out.reshape(B * T, -1))
+        logits, values = self.policy.decode(out.reshape(B * T, -1))
+        return self.policy.mask(logits, obs), values
 
 
-def make_policy(env, hidden_size=128, num_layers=1, lstm=True):
+def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True):
+    """The default policy for a (vector) env, LSTM-wrapped if `lstm`. With `action_mask`, the env's
+    `action_mask(observations)` (looked up on the vector env's driver env) masks the logits."""
+    driver = getattr(env, 'driver_env', env)
+    mask = getattr(driver, 'action_mask', None) if action_mask else None
     policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
-                     num_layers, getattr(env, 'emulated', None))
+                     num_layers, getattr(env, 'emulated', None), mask)
     return LSTMWrapper(policy) if lstm else policy
 
 

@@ -40,6 +40,12 @@ class Connect4(NativeEnv):
                                  self.truncations, num_envs, seed,
                                  opponent_random_prob=opponent_random_prob)
 
+    @staticmethod
+    def action_mask(observations):
+        """True for the columns that are not full (their top cell, obs[..., col], is empty), from
+        observations of shape (..., 42): NumPy arrays or torch tensors."""
+        return observations[..., :7] == 0
+
     def render(self, message=None, last_game=False):
         """Draw sub-env 0 (or, with last_game, the final position of its previous episode)."""
         if self.render_mode != 'human':

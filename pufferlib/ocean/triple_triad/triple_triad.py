@@ -30,6 +30,15 @@ class TripleTriad(NativeEnv):
                                  self.truncations, num_envs, seed, max_steps=max_steps,
                                  invalid_penalty=invalid_penalty)
 
+    @staticmethod
+    def action_mask(observations):
+        """True for the actions that are not no-ops, from observations of shape (..., 114) (NumPy
+        arrays or torch tensors): select k unless the card is on the board (obs[9 + k]), place on
+        cell c unless it is occupied (obs[14 + c]) or no card is selected (obs[23])."""
+        noop = observations[..., 9:23] * 1      # a copy, in either library
+        noop[..., 5:] += observations[..., 23:24]
+        return noop == 0
+
     def render(self):
         """Draw sub-env 0 (render_mode='human'; the window opens on the first call)."""
         if self.render_mode != 'human':
