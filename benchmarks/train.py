@@ -5,16 +5,26 @@ Runs `puffer train GAME` with the committed config (plus any overrides) for a wa
 and prints, every epoch-log interval, steps, SPS and the env's score / perf; then writes the
 learning curve (score and perf vs wall-clock seconds) as a PNG and a JSON next to it.
 
-Baselines measured in the same run, printed as ratios:
+--sps-only measures trainer SPS (rollout + update + the per-epoch merge, after 2 warm-up epochs)
+for every combination of --ranks (processes under torchrun, DDP) and --threads (torch threads per
+process), at two sizes: the published trainer's CPU network size (LSTM 128, 256 envs, batch 16384,
+minibatch 4096) and the committed config of GAME. With R ranks the envs, batch and minibatch are
+split over the ranks (each rank 256/R envs, batch 16384/R, minibatch 4096/R): the same global
+batch and minibatch, the same amount of work per epoch as one process. Every measurement is a
+fresh process (torchrun for R > 1), run in interleaved rounds (--rounds) so that a noisy machine
+slows each alike; the medians are printed with ratios to 1 rank x 1 thread measured in the same
+run and to the published trainer.
+
+Baselines, printed as ratios:
   * env-only SPS with random actions (the ceiling the trainer approaches as the network shrinks);
-  * --sps-only: trainer SPS at the published trainer's CPU network size (LSTM 128, 256 envs,
-    batch 16384, minibatch 4096) for each --threads value, against PUBLISHED_SPS below.
-The published PufferLib 3.0 trainer figures (measured on 2 cores of this machine kind, issue 5)
-cannot be re-run here; they are constants, named as such in the output.
+  * PUBLISHED_SPS below: the published PufferLib 3.0 trainer on 2 cores of this machine kind
+    (issue 5). It cannot be re-run here; the figures are constants, named as such in the output.
 """
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,9 +62,101 @@ def trailing_means(points, key, window):
     return out
 
 
-def measure_trainer_sps(game, overrides, seconds, threads):
+def split_for_ranks(game, overrides, ranks):
+    """Overrides giving each of `ranks` processes 1/ranks of the envs, batch and minibatch."""
+    if ranks == 1:
+        return list(overrides)
+    config = cli.load(game, overrides)
+    env, train = config['env'], config['train']
+    out = list(overrides)
+    if 'num_envs' in env:
+        if env['num_envs'] % ranks:
+            raise SystemExit(f'env.num_envs {env["num_envs"]} does not split over {ranks} ranks')
+        out += ['--env.num_envs', str(env['num_envs'] // ranks)]
+    elif config['vec']['num_envs'] % ranks == 0:
+        out += ['--vec.num_envs', str(config['vec']['num_envs'] // ranks)]
+    for key in ('batch_size', 'minibatch_size'):
+        if train[key] not in (None, 'auto'):
+            out += [f'--train.{key}', str(train[key] // ranks)]
+    return out
+
+
+def sps_worker(game, overrides, seconds, threads):
+    """One rank of a measurement (all ranks under torchrun): train for `seconds` after two
+    warm-up epochs; rank 0 prints `SPS <agent steps per second of all ranks>`."""
+    from pufferlib.trainer import ppo
     config = cli.load(game, overrides + ['--train.torch_threads', str(threads)])
-    return cli.bench_trainer(game, config, seconds)
+    rank, world = ppo.init_distributed(config['train'])
+    cli.setup_torch(config['train'], rank)
+    vecenv = cli.make_vecenv(game, config)
+    try:
+        trainer = ppo.Trainer(config['train'], vecenv, cli.build_policy(vecenv, config))
+        for _ in range(2):
+            trainer.rollout()
+            trainer.update()
+            trainer.epoch_summary()
+        step, start = trainer.global_step, time.perf_counter()
+        while True:
+            trainer.rollout()
+            trainer.update()
+            trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
+            if ppo.agree(time.perf_counter() - start >= seconds, world):
+                break
+        sps = (trainer.global_step - step) / (time.perf_counter() - start)
+    finally:
+        vecenv.close()
+        ppo.close_distributed()
+    if rank == 0:
+        print(f'SPS {sps}', flush=True)
+    # The measurement is complete. Skip interpreter teardown: in about 1 run in 6 of this script
+    # (never seen from `puffer train`), a rank aborts there with "terminate called without an
+    # active exception" from torch's C++ side, after its process group is already destroyed.
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def measure_trainer_sps(game, overrides, seconds, threads, ranks):
+    """Trainer SPS of `ranks` processes x `threads` torch threads, in a fresh process group."""
+    script = [str(Path(__file__).resolve()), game, '--sps-worker', '--threads', str(threads),
+              '--seconds', str(seconds)]
+    if ranks == 1:
+        command = [sys.executable] + script
+    else:
+        command = [str(Path(sys.executable).with_name('torchrun')), '--standalone',
+                   '--nproc-per-node', str(ranks)] + script
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
+    result = subprocess.run(command + split_for_ranks(game, overrides, ranks), capture_output=True,
+                            text=True, env=env, timeout=seconds + 300)
+    lines = [line for line in result.stdout.splitlines() if line.startswith('SPS ')]
+    if result.returncode or not lines:
+        raise SystemExit(f'measurement failed ({" ".join(command)}):\n{result.stderr[-3000:]}')
+    return float(lines[-1].split()[1])
+
+
+def sps_table(game, overrides, seconds, threads_list, ranks_list, rounds, env_sps):
+    """Interleaved rounds over (size, ranks, threads); prints medians and ratios."""
+    published = PUBLISHED_SPS.get(game)
+    sizes = {'LSTM 128 / 256 envs / batch 16384 / minibatch 4096': SPS_SIZE + overrides,
+             f'committed {game} config': list(overrides)}
+    combos = [(size, r, t) for size in sizes for r in ranks_list for t in threads_list]
+    results = {c: [] for c in combos}
+    for round_ in range(rounds):
+        for combo in combos:
+            size, r, t = combo
+            results[combo].append(measure_trainer_sps(game, sizes[size], seconds, t, r))
+            print(f'  round {round_ + 1}: {size}, {r} rank(s) x {t} thread(s): '
+                  f'{results[combo][-1]:,.0f} SPS', flush=True)
+    for size in sizes:
+        print(f'{game}: trainer SPS, {size} (median of {rounds} rounds of {seconds:.0f} s):')
+        base = statistics.median(results[(size, ranks_list[0], threads_list[0])])
+        for r in ranks_list:
+            for t in threads_list:
+                sps = statistics.median(results[(size, r, t)])
+                ratio = f', {sps / published:.2f}x the published trainer ({published:,})' \
+                    if published else ''
+                print(f'  {r} rank(s) x {t} thread(s): {sps:>10,.0f} agent-steps/s  '
+                      f'{sps / base:.2f}x {ranks_list[0]} rank x {threads_list[0]} thread'
+                      f'{ratio}  ({sps / env_sps:.1%} of env-only)', flush=True)
 
 
 def learning_curve(game, overrides, minutes, out_dir):
@@ -124,14 +226,20 @@ def main():
     parser = argparse.ArgumentParser(usage=__doc__)
     parser.add_argument('game')
     parser.add_argument('--minutes', type=float, default=10.0)
-    parser.add_argument('--sps-only', action='store_true', help='only trainer SPS (LSTM 128 size)')
-    parser.add_argument('--threads', default='1,2', help='torch threads to compare (--sps-only)')
-    parser.add_argument('--seconds', type=float, default=20.0, help='per SPS measurement')
+    parser.add_argument('--sps-only', action='store_true',
+                        help='only trainer SPS, at LSTM 128 size and with the committed config')
+    parser.add_argument('--threads', default='1,2', help='torch threads per process (--sps-only)')
+    parser.add_argument('--ranks', default='1,2', help='processes under torchrun (--sps-only)')
+    parser.add_argument('--rounds', type=int, default=2, help='interleaved rounds (--sps-only)')
+    parser.add_argument('--seconds', type=float, default=10.0, help='per SPS measurement')
+    parser.add_argument('--sps-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--out', default='benchmarks/results')
     parser.add_argument('--eval-episodes', type=int, default=1000,
                         help='evaluate the final policy on this many episodes (0: skip)')
     args, overrides = parser.parse_known_args()
     game = args.game
+    if args.sps_worker:
+        return sps_worker(game, overrides, args.seconds, int(args.threads))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -145,13 +253,8 @@ def main():
     published = PUBLISHED_SPS.get(game)
 
     if args.sps_only:
-        for threads in [int(t) for t in args.threads.split(',')]:
-            sps = measure_trainer_sps(game, SPS_SIZE + overrides, args.seconds, threads)
-            ratio = f', {sps / published:.2f}x the published trainer ({published:,})' if published else ''
-            print(f'{game}: trainer {sps:,.0f} agent-steps/s with {threads} torch thread(s), '
-                  f'LSTM 128 / 256 envs / batch 16384 / minibatch 4096 '
-                  f'({sps / env_sps:.1%} of env-only){ratio}', flush=True)
-        return
+        return sps_table(game, overrides, args.seconds, [int(t) for t in args.threads.split(',')],
+                         [int(r) for r in args.ranks.split(',')], args.rounds, env_sps)
 
     points, config, policy = learning_curve(game, overrides, args.minutes, out / 'runs')
     steps, seconds = points[-1][1], points[-1][0]

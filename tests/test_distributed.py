@@ -1,4 +1,5 @@
-"""Training under torchrun: 2 CPU ranks (gloo) on squared. The ranks run `puffer train` through a
+"""Training under torchrun: 2 CPU ranks (gloo) on squared (an LSTM policy, gradients accumulated
+over 2 pieces per minibatch). The ranks run `puffer train` through a
 small launcher script that wraps Trainer.update to check, after every update, that both ranks
 hold bit-identical weights (and, optionally, to make one rank fail)."""
 import json
@@ -115,7 +116,7 @@ def assert_all_gone(procs, within=5.0):
 def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     data = tmp_path / 'runs'
     proc, check = torchrun(tmp_path, 'first', '--train.total_timesteps', 4 * 1024,
-                           '--train.data_dir', data)
+                           '--train.data_dir', data, '--policy.lstm', 'True')
     out, err = finish(proc, timeout=120)
     assert proc.returncode == 0, err[-3000:]
     assert out.count('done:') == 1 and out.count('training squared') == 1  # rank 0 prints
@@ -172,11 +173,11 @@ def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     assert resumed['trainer']['epoch'] == epochs[-1]
     weights = [(check / f'weights{r}.txt').read_text().split('\n') for r in (0, 1)]
     assert weights[0] == weights[1]
-    assert not torch.equal(resumed['model']['actor.weight'], final['actor.weight'])
+    assert any(not torch.equal(resumed['model'][k], final[k]) for k in final)  # it trained on
 
     # one process cannot resume a 2-process run
     with pytest.raises(CheckpointError, match='saved by a run of 2 process.*this one has 1'):
-        config = cli.load('squared', SMALL)
+        config = resumed['config']
         vecenv = cli.make_vecenv('squared', config)
         ppo.train('squared', config, vecenv, cli.build_policy(vecenv, config), resume=run)
 
