@@ -293,6 +293,12 @@ def test_make_policy_takes_the_envs_action_mask():
     assert make_policy(env, 8, 1, lstm=False).action_mask is Connect4.action_mask
     assert make_policy(env, 8, 1, lstm=True).policy.action_mask is Connect4.action_mask
     assert make_policy(env, 8, 1, lstm=False, action_mask=False).action_mask is None
+    obs = torch.rand(5, 6)
+    for bad, what in ((lambda o: o[..., :3] > 0, 'bool of shape \\(5, 4\\)'),
+                      (lambda o: o[..., :4], 'returned torch.float32')):
+        policy = Default(spaces.Box(0, 1, (6,)), spaces.Discrete(4), 8, action_mask=bad)
+        with pytest.raises(APIUsageError, match=what):
+            policy.forward_step(obs)
     with pytest.raises(TypeError, match='action mask needs Discrete'):
         Default(spaces.Box(0, 1, (6,)), spaces.Box(-1, 1, (2,)), 8, action_mask=parity_mask)
 

@@ -17,6 +17,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from pufferlib.exceptions import APIUsageError
+
 MASKED_LOGIT = -1e9   # not -inf: softmax, entropy and their gradients stay finite (0 * -1e9 = 0)
 
 
@@ -98,7 +100,12 @@ class Default(nn.Module):
         if self.action_mask is None:
             return logits
         allowed = torch.as_tensor(self.action_mask(obs), device=logits.device)
-        return logits.masked_fill(~allowed.reshape(logits.shape), MASKED_LOGIT)
+        if allowed.dtype != torch.bool or allowed.shape != logits.shape:
+            raise APIUsageError(
+                f'action_mask(observations) returned {allowed.dtype} of shape '
+                f'{tuple(allowed.shape)}: it must be bool of shape {tuple(logits.shape)} '
+                '(one value per logit for each observation row, True where allowed)')
+        return logits.masked_fill(~allowed, MASKED_LOGIT)
 
     def forward_step(self, obs, state=None):
         logits, values = self.decode(self.encode(obs))
