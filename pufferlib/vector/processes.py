@@ -39,6 +39,15 @@ CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before termina
 ALIGN = 64
 
 
+def report_error(report, w, lo, hi):
+    """The exception for worker w's error report (it holds envs lo..hi-1)."""
+    if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
+        return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} "
+                             f"({report['where']})")
+    return env_error(report['env'], report['type'], report['message'], report['where'],
+                     report['traceback'], worker=w, envs=range(lo, hi))
+
+
 def _layout(specs, num_workers):
     """{name: (byte offset, shape, dtype str)} for the buffers and the control block, and the size."""
     layout, size = {}, 0
@@ -313,12 +322,7 @@ class Multiprocessing:
                 return EnvWorkerError(f'worker {w} ({_envs_text(lo, hi)}) failed while {doing} and '
                                       f'exited ({_describe_exit(p.exitcode)}) without a report',
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
-        report = conn.recv()
-        if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
-            return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} "
-                                 f"({report['where']})")
-        return env_error(report['env'], report['type'], report['message'], report['where'],
-                         report['traceback'], worker=w, envs=range(lo, hi))
+        return report_error(conn.recv(), w, lo, hi)
 
     def _collect_infos(self, workers):
         infos = []

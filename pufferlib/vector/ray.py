@@ -25,10 +25,10 @@ import weakref
 import numpy as np
 
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector import (allocate, begin, check_adopted, check_infos, checked_actions, env_error,
+from pufferlib.vector import (allocate, begin, check_adopted, check_infos, checked_actions,
                               fail, reset, step, vector_specs)
 from pufferlib.vector.processes import (_check_worker_env, _envs_text, deliver, gathered_batch,
-                                        plan_pool)
+                                        plan_pool, report_error)
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
 DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
@@ -326,12 +326,7 @@ class Ray:
                 f'{type(e).__name__}: {str(e)[:500]}', worker=w, envs=range(lo, hi),
                 remote_traceback=str(e))) from e
         if isinstance(result, dict):    # an error report from the actor
-            if result['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
-                raise fail(self, APIUsageError(f"worker {w}, env {result['env']}: {result['message']} "
-                                               f"({result['where']})"))
-            raise fail(self, env_error(result['env'], result['type'], result['message'],
-                                       result['where'], result['traceback'], worker=w,
-                                       envs=range(lo, hi)))
+            raise fail(self, report_error(result, w, lo, hi))
         return result
 
     def _drain(self):
