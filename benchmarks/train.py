@@ -50,13 +50,17 @@ WINDOW = 60  # seconds of episodes averaged for the target check (one epoch hold
 
 def trailing_means(points, key, window):
     """[(t, mean of `key` over the episodes reported in (t - window, t])], weighted by count n."""
-    out = []
-    for i, (t, _, _, _) in enumerate(points):
-        total = count = 0.0
-        for s, _, _, stats in points[:i + 1]:
-            if s > t - window and key in stats:
-                total += stats[key] * stats.get('n', 1)
-                count += stats.get('n', 1)
+    out, total, count, first = [], 0.0, 0.0, 0
+    for t, _, _, stats in points:
+        if key in stats:
+            total += stats[key] * stats.get('n', 1)
+            count += stats.get('n', 1)
+        while points[first][0] <= t - window:      # drop the points that left the window
+            old = points[first][3]
+            if key in old:
+                total -= old[key] * old.get('n', 1)
+                count -= old.get('n', 1)
+            first += 1
         if count:
             out.append((t, total / count))
     return out

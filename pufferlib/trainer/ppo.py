@@ -145,7 +145,7 @@ def init_distributed(cfg):
     if int(os.environ.get('WORLD_SIZE', 1)) <= 1:
         return 0, 1
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
+        return rank_and_world()
     local_rank = int(os.environ.get('LOCAL_RANK', 0))
     if torch.device(cfg['device']).type == 'cuda':
         count = torch.cuda.device_count()
