@@ -88,29 +88,9 @@ def split_for_ranks(game, overrides, ranks):
 def sps_worker(game, overrides, seconds, threads):
     """One rank of a measurement (all ranks under torchrun): train for `seconds` after two
     warm-up epochs; rank 0 prints `SPS <agent steps per second of all ranks>`."""
-    from pufferlib.trainer import ppo
     config = cli.load(game, overrides + ['--train.torch_threads', str(threads)])
-    rank, world = ppo.init_distributed(config['train'])
-    cli.setup_torch(config['train'], rank)
-    vecenv = cli.make_vecenv(game, config)
-    try:
-        trainer = ppo.Trainer(config['train'], vecenv, cli.build_policy(vecenv, config))
-        for _ in range(2):
-            trainer.rollout()
-            trainer.update()
-            trainer.epoch_summary()
-        step, start = trainer.global_step, time.perf_counter()
-        while True:
-            trainer.rollout()
-            trainer.update()
-            trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
-            if ppo.agree(time.perf_counter() - start >= seconds, world):
-                break
-        sps = (trainer.global_step - step) / (time.perf_counter() - start)
-    finally:
-        vecenv.close()
-        ppo.close_distributed()
-    if rank == 0:
+    sps = cli.bench_trainer(game, config, seconds, warmup=2)
+    if int(os.environ.get('RANK', 0)) == 0:
         print(f'SPS {sps}', flush=True)
     # The measurement is complete. Skip interpreter teardown: in about 1 run in 6 of this script
     # (never seen from `puffer train`), a rank aborts there with "terminate called without an

@@ -294,22 +294,31 @@ def bench_env(vecenv, seconds):
     return steps / (time.perf_counter() - start)
 
 
-def bench_trainer(name, config, seconds):
-    """Agent steps per second of the training loop (rollout + update), after one warm-up epoch."""
-    from pufferlib.trainer.ppo import Trainer
-    setup_torch(config['train'])
-    vecenv = make_vecenv(name, config)
+def bench_trainer(name, config, seconds, warmup=1):
+    """Agent steps per second of the training loop (rollout, update, epoch summary) after `warmup`
+    epochs. Under torchrun every rank runs it and gets the same figure: that of all ranks."""
+    from pufferlib.trainer import ppo
+    rank, world = ppo.init_distributed(config['train'])
     try:
-        trainer = Trainer(config['train'], vecenv, build_policy(vecenv, config))
-        trainer.rollout()
-        trainer.update()
-        step, start = trainer.global_step, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            trainer.rollout()
-            trainer.update()
-        return (trainer.global_step - step) / (time.perf_counter() - start)
+        setup_torch(config['train'], rank)
+        vecenv = make_vecenv(name, config)
+        try:
+            trainer = ppo.Trainer(config['train'], vecenv, build_policy(vecenv, config))
+            for _ in range(warmup):
+                trainer.rollout()
+                trainer.update()
+                trainer.epoch_summary()
+            step, start = trainer.global_step, time.perf_counter()
+            while True:
+                trainer.rollout()
+                trainer.update()
+                trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
+                if ppo.agree(time.perf_counter() - start >= seconds, world):
+                    return (trainer.global_step - step) / (time.perf_counter() - start)
+        finally:
+            vecenv.close()
     finally:
-        vecenv.close()
+        ppo.close_distributed()
 
 
 def main(argv=None):
