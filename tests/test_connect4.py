@@ -644,3 +644,43 @@ def test_action_mask_allows_exactly_the_columns_that_are_not_full():
                 before = np.count_nonzero(obs[i].reshape(6, 7)[:, a])
                 assert np.count_nonzero(env.observations[i].reshape(6, 7)[:, a]) > before
     assert masked > 100 and allowed_moves > 1000
+
+
+def reference_features(board):
+    """observation_features by hand: pieces of each side, the cell each legal column's piece lands
+    on, and the empty cells where a piece of each side would make four (whether reachable or not)."""
+    planes = np.zeros((5, 6, 7), np.float32)
+    for row in range(6):
+        for col in range(7):
+            planes[0, row, col] = board[row][col] == 1
+            planes[1, row, col] = board[row][col] == -1
+            if board[row][col] == 0:
+                for plane, who in ((3, 1), (4, -1)):
+                    trial = [r[:] for r in board]
+                    trial[row][col] = who
+                    planes[plane, row, col] = wins_at(trial, row, col)
+    for col in legal(board):
+        planes[2, drop_row(board, col), col] = 1
+    return planes.reshape(-1)
+
+
+def test_observation_features_match_a_plain_reference():
+    torch = pytest.importorskip('torch')
+    rng = np.random.default_rng(3)
+    boards = [play_random_position(rng) for _ in range(300)]
+    boards += [parse('''.......
+                        .......
+                        ...O...
+                        ...O...
+                        .XXXO..
+                        XOOXOX.''')]
+    obs = np.array(boards, np.float32).reshape(-1, 42)
+    features = Connect4.observation_features(torch.from_numpy(obs)).numpy()
+    expected = np.array([reference_features(b) for b in boards])
+    assert features.shape == (len(boards), 5 * 42) and features.dtype == np.float32
+    np.testing.assert_array_equal(features, expected)
+    assert expected[:, 3 * 42:].sum() > 100     # threats are common enough to be tested
+    last = expected[-1].reshape(5, 6, 7)
+    assert [tuple(cell) for cell in np.argwhere(last[3])] == [(4, 0)]       # X's row of four
+    assert [tuple(cell) for cell in np.argwhere(last[2])] == [(1, 3), (3, 1), (3, 2), (3, 4), (4, 0),
+                                                             (4, 5), (5, 6)]

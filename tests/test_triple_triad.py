@@ -642,3 +642,52 @@ def test_play_maps_keys_and_clicks_to_actions(monkeypatch):
 def test_bad_config():
     with pytest.raises(ValueError, match='max_steps is 0: it must be at least 1'):
         TripleTriad(max_steps=0)
+
+
+# ---- the policy's observation features ----
+
+def reference_features(s):
+    """observation_features by hand from a state (see its docstring)."""
+    values, owner = s['values'], s['owner']
+    bot_hand = [k for k in range(5, 10) if s['location'][k] == 0]
+
+    def flips(card, cell):
+        return sum(1 for side in range(4) if (n := neighbour(cell, side)) is not None
+                   and owner[n] == BOT and values[card][side] > values[s['card'][n]][(side + 2) % 4])
+
+    def exposure(card, cell):  # sides facing an empty cell, weighted by the bot cards beating them
+        total = 0.0
+        for side in range(4):
+            n = neighbour(cell, side)
+            if n is not None and owner[n] == 0 and bot_hand:
+                beat = sum(values[k][(side + 2) % 4] > values[card][side] for k in bot_hand)
+                total += beat / len(bot_hand)
+        return total
+
+    selected = s['selected'][0]
+    flip = np.array([[flips(k, c) for c in range(9)] for k in range(5)]) / 4
+    expo = np.array([[exposure(k, c) for c in range(9)] for k in range(5)]) / 4
+    exposed = [exposure(s['card'][c], c) / 4 if owner[c] == AGENT else 0 for c in range(9)]
+    pick = np.eye(5)[selected] if selected >= 0 else np.zeros(5)
+    free = [c for c in range(9) if owner[c] == 0]
+    best = [max(-1, max(flip[k, c] - expo[k, c] for c in free)) if s['location'][k] == 0 else 0
+            for k in range(5)]
+    return np.concatenate([ref_obs(s), pick, pick @ np.array(values[:5]) / 7, flip.ravel(),
+                           expo.ravel(), exposed, pick @ flip, pick @ expo, best]).astype(np.float32)
+
+
+def test_observation_features_match_a_plain_reference():
+    torch = pytest.importorskip('torch')
+    env = make(num_envs=16, seed=9)
+    rng = np.random.default_rng(4)
+    checked = np.zeros(5)
+    for _ in range(120):
+        states = [env.c.get_state(i) for i in range(16)]
+        features = TripleTriad.observation_features(torch.from_numpy(env.observations.copy()))
+        expected = np.array([reference_features(s) for s in states])
+        assert features.shape == expected.shape and features.dtype == torch.float32
+        np.testing.assert_allclose(features.numpy(), expected, atol=1e-6)
+        checked += [(expected[:, a:b] != 0).sum() for a, b in ((123, 168), (168, 213), (213, 222),
+                                                              (222, 231), (240, 245))]
+        step(env, *[smart_action(s, rng) for s in states])
+    assert (checked > 50).all()     # flips, exposure, exposed cards, selected card's flips, best

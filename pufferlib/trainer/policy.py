@@ -54,15 +54,19 @@ class Default(nn.Module):
     flattened to float) before the encoder."""
 
     def __init__(self, observation_space, action_space, hidden_size=128, num_layers=1,
-                 emulated=None, action_mask=None):
+                 emulated=None, action_mask=None, features=None):
         super().__init__()
         self.hidden_size = hidden_size
         self.action_mask = action_mask
+        self.features = features
         self.restore = restore_observations(emulated)
         self.obs_size = int(np.prod(observation_space.shape))
         if self.restore is not None:
             sample = torch.as_tensor(observation_space.sample()[None])
             self.obs_size = flatten_structure(self.restore(sample)).shape[1]
+        elif features is not None:
+            sample = torch.as_tensor(observation_space.sample()[None])
+            self.obs_size = features(sample).shape[-1]
         layers, size = [], self.obs_size
         for _ in range(num_layers):
             layers += [layer_init(nn.Linear(size, hidden_size)), nn.GELU()]
@@ -87,6 +91,8 @@ class Default(nn.Module):
     def encode(self, obs):
         if self.restore is not None:
             return self.encoder(flatten_structure(self.restore(obs)))
+        if self.features is not None:
+            return self.encoder(self.features(obs.float()))
         return self.encoder(obs.reshape(obs.shape[0], -1).float())
 
     def decode(self, hidden):
@@ -156,13 +162,14 @@ class LSTMWrapper(nn.Module):
         return self.policy.mask(logits, obs), values
 
 
-def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True):
+def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True, features=True):
     """The default policy for a (vector) env, LSTM-wrapped if `lstm`. With `action_mask`, the env's
     `action_mask(observations)` (looked up on the vector env's driver env) masks the logits."""
     driver = getattr(env, 'driver_env', env)
     mask = getattr(driver, 'action_mask', None) if action_mask else None
+    feats = getattr(driver, 'observation_features', None) if features else None
     policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
-                     num_layers, getattr(env, 'emulated', None), mask)
+                     num_layers, getattr(env, 'emulated', None), mask, feats)
     return LSTMWrapper(policy) if lstm else policy
 
 

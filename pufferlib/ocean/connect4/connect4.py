@@ -25,6 +25,24 @@ COLORS = {'board': (0, 80, 80), 'empty': (6, 24, 24), 'agent': (0, 187, 187),
           'opponent': (187, 0, 0), 'text': (241, 241, 241)}
 
 
+CELL_BIT = np.array([8 * row + col for row in range(6) for col in range(7)])
+BOARD_BITS = int(sum(1 << int(bit) for bit in CELL_BIT))
+BOTTOM_BITS = int(sum(1 << (40 + col) for col in range(7)))
+
+
+def fours(pieces):
+    """Bitboard of the cells that complete a line of four with three of `pieces` (int64 tensor of
+    bitboards, bit 8 * row + col): for each direction (shift 1 along a row, 8 down a column, 7
+    and 9 along the diagonals), the cell before, inside or after three pieces in a line."""
+    out = pieces & 0
+    for s in (1, 7, 8, 9):
+        two_after = (pieces << s) & (pieces << 2 * s)
+        two_before = (pieces >> s) & (pieces >> 2 * s)
+        out |= two_after & ((pieces << 3 * s) | (pieces >> s))
+        out |= two_before & ((pieces << s) | (pieces >> 3 * s))
+    return out
+
+
 class Connect4(NativeEnv):
     def __init__(self, num_envs=1, opponent_random_prob=0.0, report_interval=128, render_mode=None,
                  buf=None, seed=0):
@@ -39,6 +57,24 @@ class Connect4(NativeEnv):
         self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
                                  self.truncations, num_envs, seed,
                                  opponent_random_prob=opponent_random_prob)
+
+    @staticmethod
+    def observation_features(observations):
+        """The default policy's input, from observations of shape (N, 42) (torch tensors): five
+        6x7 planes, flattened: the agent's pieces, the opponent's, the cells where a piece can be
+        dropped now, and the empty cells that would complete a four for the agent and for the
+        opponent (threats). Computed on bitboards (bit 8 * row + col; bit 7 of each row is a
+        spacer, so no line of four wraps around an edge)."""
+        import torch
+        obs = torch.as_tensor(observations)
+        bits = torch.as_tensor(CELL_BIT, device=obs.device)
+        weight = torch.as_tensor(2.0 ** CELL_BIT, device=obs.device)   # exact in float64
+        own = ((obs > 0).double() @ weight).long()
+        opp = ((obs < 0).double() @ weight).long()
+        empty = BOARD_BITS & ~(own | opp)
+        playable = empty & (((own | opp) >> 8) | BOTTOM_BITS)
+        boards = torch.stack([own, opp, playable, fours(own) & empty, fours(opp) & empty], 1)
+        return ((boards.unsqueeze(-1) >> bits) & 1).float().reshape(obs.shape[0], -1)
 
     @staticmethod
     def action_mask(observations):
