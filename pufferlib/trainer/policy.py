@@ -11,6 +11,10 @@ where an action is allowed, computed from the observation alone with array opera
 NumPy arrays and torch tensors. The default policy then gives disallowed actions a logit of
 MASKED_LOGIT in the rollout, in training (the mask is recomputed from the stored observation, so
 the two agree) and in evaluation: they are never sampled and carry no probability or entropy.
+
+Observation features: an env may define `observation_features(observations) -> (N, F) tensor`
+(torch); the default policy then encodes those instead of the raw observation, recomputed from the
+stored observation in training as the mask is.
 """
 import numpy as np
 import torch
