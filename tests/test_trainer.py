@@ -327,6 +327,17 @@ def test_observation_features_are_the_encoders_input_in_rollout_and_training(lst
     assert torch.allclose(logits, ref_logits) and torch.allclose(values, ref_values)
 
 
+@pytest.mark.parametrize('bad, what', [
+    (lambda obs: obs.sum(-1), 'returned torch.float32 of shape \\(2,\\)'),
+    (lambda obs: obs.reshape(-1), 'returned torch.float32 of shape \\(12,\\)'),
+    (lambda obs: obs > 0, 'returned torch.bool of shape \\(2, 6\\)'),
+    (lambda obs: obs.numpy(), 'returned ndarray'),
+])
+def test_observation_features_of_the_wrong_kind_are_an_api_usage_error(bad, what):
+    with pytest.raises(APIUsageError, match=what + '.*float tensor of shape \\(2, F\\)'):
+        Default(spaces.Box(-1, 1, (6,)), spaces.Discrete(4), 8, features=bad)
+
+
 def test_make_policy_takes_the_envs_observation_features():
     from pufferlib.ocean.connect4.connect4 import Connect4
     env = Connect4(num_envs=2)

@@ -69,8 +69,17 @@ class Default(nn.Module):
             sample = torch.as_tensor(observation_space.sample()[None])
             self.obs_size = flatten_structure(self.restore(sample)).shape[1]
         elif features is not None:
-            sample = torch.as_tensor(observation_space.sample()[None])
-            self.obs_size = features(sample).shape[-1]
+            sample = torch.as_tensor(np.stack([observation_space.sample() for _ in range(2)]))
+            out = features(sample)
+            if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() == 2
+                    and out.shape[0] == 2):
+                got = (f'{out.dtype} of shape {tuple(out.shape)}' if isinstance(out, torch.Tensor)
+                       else type(out).__name__)
+                raise APIUsageError(
+                    f'observation_features(observations) returned {got} for observations of '
+                    f'shape {tuple(sample.shape)}: it must return a float tensor of shape (2, F), '
+                    'one row of features per observation')
+            self.obs_size = out.shape[1]
         layers, size = [], self.obs_size
         for _ in range(num_layers):
             layers += [layer_init(nn.Linear(size, hidden_size)), nn.GELU()]

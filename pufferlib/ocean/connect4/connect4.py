@@ -26,6 +26,7 @@ COLORS = {'board': (0, 80, 80), 'empty': (6, 24, 24), 'agent': (0, 187, 187),
 
 
 CELL_BIT = np.array([8 * row + col for row in range(6) for col in range(7)])
+CELL_WEIGHT = 2.0 ** CELL_BIT                 # a cell's bit as a float64, exact
 BOARD_BITS = int(sum(1 << int(bit) for bit in CELL_BIT))
 BOTTOM_BITS = int(sum(1 << (40 + col) for col in range(7)))
 
@@ -68,7 +69,7 @@ class Connect4(NativeEnv):
         import torch
         obs = torch.as_tensor(observations)
         bits = torch.as_tensor(CELL_BIT, device=obs.device)
-        weight = torch.as_tensor(2.0 ** CELL_BIT, device=obs.device)   # exact in float64
+        weight = torch.as_tensor(CELL_WEIGHT, device=obs.device)
         own = ((obs > 0).double() @ weight).long()
         opp = ((obs < 0).double() @ weight).long()
         empty = BOARD_BITS & ~(own | opp)

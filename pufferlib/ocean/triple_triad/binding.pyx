@@ -1,5 +1,6 @@
 cdef extern from "triple_triad.h":
     int TT_OBS_SIZE, TT_NUM_ACTIONS
+    const int TT_NEIGHBOUR[9][4]
     ctypedef struct TripleTriadConfig:
         int max_steps
         float invalid_penalty
@@ -25,6 +26,8 @@ include "../env_binding.pxi"
 
 OBS_SIZE = TT_OBS_SIZE
 NUM_ACTIONS = TT_NUM_ACTIONS
+# per cell, the neighbouring cell to the N, E, S, W, -1 off the board
+NEIGHBOUR = [[TT_NEIGHBOUR[cell][side] for side in range(4)] for cell in range(9)]
 
 
 cdef class Binding(VecEnv):

@@ -13,11 +13,10 @@ BOARD_X, BOARD_Y, CELL_W, CELL_H = 225, 80, 180, 200
 AGENT_COLOR, BOT_COLOR = (0, 120, 200), (190, 40, 40)
 EMPTY_COLOR, USED_COLOR, TEXT_COLOR = (20, 60, 60), (40, 40, 40), (240, 240, 240)
 SELECTED_COLOR = (255, 220, 0)
-# For each cell, the neighbouring cell to the N, E, S, W (9: off the board), and the side of the
-# neighbour that faces it.
-NEIGHBOUR = np.array([[9, 1, 3, 9], [9, 2, 4, 0], [9, 9, 5, 1], [0, 4, 6, 9], [1, 5, 7, 3],
-                      [2, 9, 8, 4], [3, 7, 9, 9], [4, 8, 9, 6], [5, 9, 9, 7]])
-OPPOSITE = np.array([[2, 3, 0, 1]] * 9)
+# For each cell, the neighbouring cell to the N, E, S, W (the C game's table, with 9 for off the
+# board), and for each side the neighbour's side that faces it.
+NEIGHBOUR = np.where(np.array(binding.NEIGHBOUR) < 0, 9, np.array(binding.NEIGHBOUR))
+OPPOSITE = np.array([2, 3, 0, 1])
 
 
 class TripleTriad(NativeEnv):
@@ -62,7 +61,7 @@ class TripleTriad(NativeEnv):
         enemy = (owner[:, NEIGHBOUR] < 0).to(obs.dtype)
         flips = ((hand.unsqueeze(2) > facing.unsqueeze(1)) * enemy.unsqueeze(1)).sum(-1) / 4
         bot_left = (obs[:, 109:114] == 0).to(obs.dtype)               # the bot's cards in hand
-        bot_facing = bot_hand[:, :, OPPOSITE[0]]  # side s: the bot card's value that would face it
+        bot_facing = bot_hand[:, :, OPPOSITE]  # side s: the bot card's value that would face it
 
         def beaten(values):   # (n, M, 4): the fraction of the bot's cards in hand beating each side
             beats = (values.unsqueeze(1) < bot_facing.unsqueeze(2)) * bot_left[:, :, None, None]
