@@ -65,7 +65,7 @@ def load_sweep(env_name, words, config_file=None):
     --sweep.KEY VALUE (settings, space) and --section.key value (every trial's); base is the
     list of overrides every trial runs with. Every key and range is checked here, before a trial."""
     from pufferlib.trainer import cli
-    creator, kind = cli.env_creator(env_name)
+    kind = cli.env_creator(env_name)[1]
     found = {section: {} for section in SECTIONS + (SWEEP,)}
     read_ini(CONFIG_DIR / 'default.ini', found)
     path = config_path(env_name, emulated=kind in ('gymnasium', 'pettingzoo'))
@@ -355,7 +355,7 @@ def open_study(env_name, settings, space, base):
     the same sweep (env, objectives, space, overrides)."""
     import optuna
     name = env_name if settings['name'] == 'auto' else str(settings['name'])
-    sweep_dir = Path(settings['data_dir']) / name
+    sweep_dir = Path(str(settings['data_dir'])) / name
     url = settings['storage']
     if url == 'auto':
         sweep_dir.mkdir(parents=True, exist_ok=True)
