@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -195,6 +196,27 @@ def test_trials_of_dead_sweep_processes_on_this_machine_are_failed(monkeypatch):
     sweep.fail_dead_trials(study, storage, me)
     assert study.trials[4].state == TrialState.FAIL
     assert study.trials[0].state == study.trials[2].state == TrialState.RUNNING
+
+
+def test_workers_starting_together_on_a_new_database_both_connect(tmp_path):
+    """Two workers opening a new database at once race to create Optuna's tables (without the
+    retry, every round here failed one of them with 'table ... already exists')."""
+    for round_ in range(3):
+        url = f'sqlite:///{tmp_path / f"new{round_}.db"}'
+        barrier, errors = threading.Barrier(2), []
+
+        def worker():
+            barrier.wait()
+            try:
+                optuna.create_study(storage=sweep.connect(url), study_name='s', load_if_exists=True)
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors and len(optuna.get_all_study_names(url)) == 1
 
 
 # ---- sweeps of real trials ----------------------------------------------------------------------

@@ -360,13 +360,7 @@ def open_study(env_name, settings, space, base):
     if url == 'auto':
         sweep_dir.mkdir(parents=True, exist_ok=True)
         url = f'sqlite:///{(sweep_dir / "study.db").resolve()}'
-    try:
-        with warnings.catch_warnings():   # heartbeats and metric names are "experimental"
-            warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT,
-                                                 grace_period=3 * HEARTBEAT)
-    except Exception as e:   # a bad URL or a missing database driver fail in many ways
-        raise APIUsageError(f'sweep.storage {url}: {type(e).__name__}: {e}') from None
+    storage = connect(url)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     multi = settings['cost'] != 'none'
     study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
@@ -387,6 +381,26 @@ def open_study(env_name, settings, space, base):
     study.sampler = make_sampler(settings, len(study.trials))
     study.pruner = make_pruner(settings)
     return study, storage, sweep_dir
+
+
+def connect(url, attempts=4):
+    """Optuna's RDBStorage at `url`. Workers that start together on a new database race to create
+    its tables (one gets 'table ... already exists'): a database error is retried, by when the
+    other has made them."""
+    import optuna
+    import sqlalchemy.exc
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():   # heartbeats are "experimental"
+                warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT,
+                                                  grace_period=3 * HEARTBEAT)
+        except sqlalchemy.exc.DBAPIError as e:
+            if attempt == attempts - 1:
+                raise APIUsageError(f'sweep.storage {url}: {type(e).__name__}: {e}') from None
+            time.sleep(0.5 * 2 ** attempt)
+        except Exception as e:   # a bad URL or a missing database driver fail in many ways
+            raise APIUsageError(f'sweep.storage {url}: {type(e).__name__}: {e}') from None
 
 
 def make_sampler(settings, trials_so_far):
