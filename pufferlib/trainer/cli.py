@@ -1,4 +1,4 @@
-"""`puffer train|eval|play|bench ENV [--section.key value ...]`.
+"""`puffer train|eval|play|bench|sweep ENV [--config PATH] [--section.key value ...]`.
 
 ENV is an Ocean game (breakout, connect4, triple_triad, squared), `match` (the NumPy example env),
 a Gymnasium id (CartPole-v1) or a PettingZoo module (pettingzoo.butterfly.pistonball_v6), the last
@@ -15,10 +15,11 @@ import numpy as np
 
 from pufferlib.exceptions import APIUsageError, CheckpointError
 
-USAGE = """puffer train ENV [--resume PATH] [--section.key value ...]
+USAGE = """puffer train ENV [--config PATH] [--resume PATH] [--section.key value ...]
        puffer eval ENV [--checkpoint PATH] [--episodes N] [--seconds S] [--headless] [--greedy] [...]
        puffer play ENV
-       puffer bench ENV [--seconds S] [--section.key value ...]"""
+       puffer bench ENV [--config PATH] [--seconds S] [--section.key value ...]
+       puffer sweep ENV [--config PATH] [--sweep.trials N] [--sweep.method tpe|cmaes|random|nsga2] [...]"""
 
 
 def env_creator(name):
@@ -70,11 +71,20 @@ def make_vecenv(name, config, **env_overrides):
                                  seed=config['train']['seed'], **kwargs)
 
 
-def load(name, overrides):
-    from pufferlib.trainer.config import load_config
+def load(name, overrides, config_file=None):
+    """The config of `name`: its ini files, then `config_file` (--config PATH: an ini whose
+    sections are layered over them), then the command line's overrides, each key checked."""
+    from pufferlib.trainer.config import load_config, read_config_file
     creator, kind = env_creator(name)
-    return load_config(name, overrides, env_creator=creator,
-                       emulated=kind in ('gymnasium', 'pettingzoo'))
+    kwargs = dict(env_creator=creator, emulated=kind in ('gymnasium', 'pettingzoo'))
+    if config_file is not None:
+        words = read_config_file(config_file)[0]
+        try:
+            load_config(name, words, **kwargs)
+        except APIUsageError as e:
+            raise APIUsageError(f'{config_file}: {e}') from None
+        overrides = words + list(overrides)
+    return load_config(name, overrides, **kwargs)
 
 
 def setup_torch(cfg, rank=0):
@@ -103,11 +113,12 @@ def cmd_train(name, args, overrides):
     process is one rank of a DistributedDataParallel run (docs/training.md, "Many processes")."""
     from pufferlib.trainer import ppo
     from pufferlib.trainer.dashboard import make_dashboard
-    config = load(name, overrides)
+    config = load(name, overrides, args.config)
     if args.resume:  # the run's own settings, under any new overrides
         saved = ppo.load_checkpoint(args.resume)['config']
-        from pufferlib.trainer.config import parse_overrides
-        for key, value in parse_overrides(overrides):
+        from pufferlib.trainer.config import parse_overrides, read_config_file
+        words = read_config_file(args.config)[0] if args.config else []
+        for key, value in parse_overrides(words + overrides):
             section, _, field = key.partition('.')
             saved[section][field] = value
         config = saved
@@ -258,7 +269,7 @@ def cmd_play(name, args, overrides):
 
 def cmd_bench(name, args, overrides):
     """Env SPS with random actions (no torch), then trainer SPS when torch is installed."""
-    config = load(name, overrides)
+    config = load(name, overrides, args.config)
     vecenv = make_vecenv(name, config)
     try:
         sps = bench_env(vecenv, args.seconds or 10.0)
@@ -322,14 +333,21 @@ def bench_trainer(name, config, seconds, warmup=1):
         ppo.close_distributed()
 
 
+def cmd_sweep(name, args, overrides):
+    from pufferlib.trainer import sweep
+    return sweep.sweep(name, overrides, args.config)
+
+
 def main(argv=None):
     # Sleeping, not spinning, OpenMP threads: spinning ones stall torch by milliseconds per op
     # whenever another process holds a core (measured: 10x slower on a busy 2-core machine).
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog='puffer', usage=USAGE)
-    parser.add_argument('mode', choices=['train', 'eval', 'play', 'bench'])
+    parser.add_argument('mode', choices=['train', 'eval', 'play', 'bench', 'sweep'])
     parser.add_argument('env')
+    parser.add_argument('--config', default=None,
+                        help='train, bench, sweep: an ini layered over the env\'s own config')
     parser.add_argument('--resume', default=None, help='train: continue from a checkpoint or run folder')
     parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
     parser.add_argument('--episodes', type=int, default=100, help='eval: episodes to run')
@@ -339,7 +357,8 @@ def main(argv=None):
     parser.add_argument('--seconds', type=float, default=None,
                         help='bench: seconds per measurement (10); eval: stop after this long')
     args, overrides = parser.parse_known_args(argv)
-    commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench}
+    commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench,
+                'sweep': cmd_sweep}
     try:
         return commands[args.mode](args.env, args, overrides)
     except (APIUsageError, CheckpointError) as e:

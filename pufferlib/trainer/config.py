@@ -11,6 +11,7 @@ from pufferlib.exceptions import APIUsageError
 
 CONFIG_DIR = Path(__file__).parent / 'config'
 SECTIONS = ('env', 'vec', 'train', 'policy')
+SWEEP = 'sweep'  # free-form: puffer sweep's settings and search space (sweep.py); training ignores it
 
 
 def parse_value(text):
@@ -43,10 +44,22 @@ def read_ini(path, into):
     with open(path) as f:
         parser.read_file(f)
     for section in parser.sections():
-        if section not in SECTIONS:
+        if section not in SECTIONS + (SWEEP,):
             raise APIUsageError(f'{path}: unknown section [{section}]; sections are '
-                                f'{", ".join(f"[{s}]" for s in SECTIONS)}')
-        into[section].update({k: parse_value(v) for k, v in parser.items(section)})
+                                f'{", ".join(f"[{s}]" for s in SECTIONS + (SWEEP,))}')
+        if section in into:   # [sweep] only when the caller asks for it
+            into[section].update({k: parse_value(v) for k, v in parser.items(section)})
+
+
+def read_config_file(path):
+    """`--config PATH`: the ini's [env]/[vec]/[train]/[policy] keys as command-line words (so that
+    load_config checks them like the command line's) and its [sweep] section as a dict."""
+    config = {section: {} for section in SECTIONS + (SWEEP,)}
+    if not Path(path).is_file():
+        raise APIUsageError(f'config file {path} does not exist')
+    read_ini(path, config)
+    words = [f'--{s}.{k}={v}' for s in SECTIONS for k, v in config[s].items()]
+    return words, config[SWEEP]
 
 
 def load_config(env_name, overrides=(), env_creator=None, emulated=False):
