@@ -174,12 +174,11 @@ def learning_curve(game, overrides, minutes, out_dir):
 
 def final_eval(game, config, policy, episodes):
     """{'sampled': stats, 'greedy': stats} of the trained policy over >= `episodes` episodes."""
-    import torch
     results = {}
     for mode in ('sampled', 'greedy'):
         vecenv = cli.make_vecenv(game, config)
         try:
-            results[mode] = cli.evaluate(torch, vecenv, policy, config, episodes,
+            results[mode] = cli.evaluate(vecenv, policy, config, episodes,
                                          greedy=(mode == 'greedy'), max_seconds=120)
         finally:
             vecenv.close()

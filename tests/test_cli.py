@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pufferlib.trainer import cli, ppo
+from pufferlib.trainer import checkpoint, cli
 
 SMALL = ['--train.batch_size', '512', '--train.minibatch_size', '256', '--train.bptt_horizon', '16',
          '--train.torch_threads', '1', '--train.checkpoint_interval', '2']
@@ -62,7 +62,7 @@ def test_train_resume_eval(game, tmp_path, capsys):
     lines = [json.loads(line) for line in open(run / 'log.jsonl')]
     assert [r['epoch'] for r in lines] == [1, 2, 3, 4]  # the step count continues
     assert lines[2]['agent_steps'] > first[-1]['agent_steps']
-    assert ppo.load_checkpoint(run)['trainer']['epoch'] == 4
+    assert checkpoint.load_checkpoint(run)['trainer']['epoch'] == 4
     assert 'checkpoint_000004.pt' in out and 'episodes:' in out
 
 
@@ -95,7 +95,7 @@ def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
     assert 'interrupted: saved' in out
     assert err.count('KeyboardInterrupt') == 0, err
     run = only_run(tmp_path)
-    payload = ppo.load_checkpoint(run)
+    payload = checkpoint.load_checkpoint(run)
     assert payload['trainer']['global_step'] > 0
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != 'zombie']
@@ -143,7 +143,7 @@ def test_train_with_ray_workers(tmp_path):
                     '--train.data_dir', tmp_path, *SMALL, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'done:' in result.stdout
-    assert ppo.load_checkpoint(only_run(tmp_path))['trainer']['epoch'] >= 2
+    assert checkpoint.load_checkpoint(only_run(tmp_path))['trainer']['epoch'] >= 2
 
 
 def test_ray_address_goes_to_ray_only():

@@ -101,17 +101,17 @@ def build_policy(vecenv, config):
 def cmd_train(name, args, overrides):
     """Train; under torchrun (`torchrun --nproc-per-node N -m pufferlib.trainer train ENV`) each
     process is one rank of a DistributedDataParallel run (docs/training.md, "Many processes")."""
-    from pufferlib.trainer import ppo
+    from pufferlib.trainer import checkpoint, distributed, ppo
     from pufferlib.trainer.dashboard import make_dashboard
     config = load(name, overrides)
     if args.resume:  # the run's own settings, under any new overrides
-        saved = ppo.load_checkpoint(args.resume)['config']
+        saved = checkpoint.load_checkpoint(args.resume)['config']
         from pufferlib.trainer.config import parse_overrides
         for key, value in parse_overrides(overrides):
             section, _, field = key.partition('.')
             saved[section][field] = value
         config = saved
-    rank, world_size = ppo.init_distributed(config['train'])
+    rank, world_size = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
         vecenv = make_vecenv(name, config)
@@ -123,7 +123,7 @@ def cmd_train(name, args, overrides):
         dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
         trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
     finally:
-        ppo.close_distributed()
+        distributed.close_distributed()
     if rank != 0:
         return 130 if trainer.interrupted else 0
     if trainer.interrupted:
@@ -147,19 +147,17 @@ def has_display():
 def cmd_eval(name, args, overrides):
     """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
     episode statistics printed."""
-    from pufferlib.trainer import ppo
-    payload = ppo.load_checkpoint(args.checkpoint) if args.checkpoint else None
+    from pufferlib.trainer import checkpoint
+    payload = checkpoint.load_checkpoint(args.checkpoint) if args.checkpoint else None
     config = load(name, [])
     if payload is not None:
-        if payload.get('env_name') != name:
-            raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
-                                  f'run, not {name!r}')
+        checkpoint.check_env_name(payload, name)
         config = payload['config']
     from pufferlib.trainer.config import parse_overrides
     for key, value in parse_overrides(overrides):
         section, _, field = key.partition('.')
         config[section][field] = value
-    torch = setup_torch(config['train'])
+    setup_torch(config['train'])
     render = not args.headless and has_display()
     env_overrides = {}
     if render:
@@ -170,8 +168,8 @@ def cmd_eval(name, args, overrides):
     try:
         policy = build_policy(vecenv, config)
         if payload is not None:
-            ppo.load_model(policy, payload, payload['path'])
-        stats = evaluate(torch, vecenv, policy, config, args.episodes, render,
+            checkpoint.load_model(policy, payload, payload['path'])
+        stats = evaluate(vecenv, policy, config, args.episodes, render,
                          max_seconds=args.seconds, greedy=args.greedy)
     finally:
         vecenv.close()
@@ -182,45 +180,24 @@ def cmd_eval(name, args, overrides):
     return 0
 
 
-def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
+def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
     """Step `policy` on `vecenv` until `episodes` episodes have been reported (or the window is
     closed); returns the means of the env's episode statistics, weighted by episode count.
     `greedy` takes the most likely action (Discrete/MultiDiscrete: argmax; Box: the mean)."""
-    from pufferlib.trainer.policy import sample_actions
+    from collections import defaultdict
+
+    from pufferlib.trainer.rollout import add_episode_stats, agent_states, episode_means, policy_step
     policy.eval()
     device = config['train']['device']
-    N = vecenv.num_agents
-    hidden = getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
-    h = torch.zeros(N, hidden, device=device)
-    c = torch.zeros(N, hidden, device=device)
-    sums, count = {}, 0
-    space = vecenv.single_action_space
-    from gymnasium import spaces
+    states = agent_states(policy, vecenv.num_agents, device)
+    sums, counts = defaultdict(float), defaultdict(float)
     start, steps = time.time(), 0
     vecenv.async_reset(config['train']['seed'])
-    while count < episodes:
-        obs, rewards, terminals, truncations, infos, ids, masks = vecenv.recv()
-        for info in infos if isinstance(infos, list) else [infos]:
-            n = info.get('n', 1) if isinstance(info, dict) else 0
-            for key, value in (info.items() if n else ()):
-                if key != 'n' and isinstance(value, (int, float, np.number)):
-                    sums[key] = sums.get(key, 0.0) + float(value) * n
-            count += n
-        with torch.inference_mode():
-            rows = torch.as_tensor(ids).to(device)
-            state = None
-            if hidden:
-                keep = torch.as_tensor(~(terminals | truncations)).to(device).float().unsqueeze(1)
-                state = (h[rows] * keep, c[rows] * keep)
-            logits, _, new_state = policy.forward_step(torch.as_tensor(obs).to(device), state)
-            if hidden:
-                h[rows], c[rows] = new_state
-            actions = greedy_actions(logits, space) if greedy else sample_actions(logits, space)[0]
-        actions = actions.cpu().numpy()
-        if isinstance(space, spaces.Box):
-            actions = np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
-        else:
-            actions = (actions.reshape(-1, *space.shape) + np.asarray(space.start)).astype(np.int32)
+    while sums['n'] < episodes:
+        batch = vecenv.recv()
+        add_episode_stats(batch[4], sums, counts)   # batch[4]: the infos
+        _, _, actions = policy_step(policy, states, batch, vecenv.single_action_space, device,
+                                    greedy=greedy)
         vecenv.send(actions)
         steps += 1
         if render:
@@ -230,21 +207,10 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
                 break
         if max_seconds is not None and time.time() - start > max_seconds:
             break
-    stats = {k: v / count for k, v in sums.items()} if count else {}
-    stats['episodes'] = int(count)
+    stats = episode_means(sums, counts)
+    stats['episodes'] = int(stats.pop('n', 0))
     stats['rendered frames' if render else 'steps'] = steps
     return stats
-
-
-def greedy_actions(logits, space):
-    from gymnasium import spaces
-    if isinstance(space, spaces.Box):
-        return logits[0]
-    if isinstance(space, spaces.Discrete):
-        return logits.argmax(-1)
-    sizes = [int(n) for n in space.nvec.reshape(-1)]
-    import torch
-    return torch.stack([part.argmax(-1) for part in torch.split(logits, sizes, dim=-1)], dim=-1)
 
 
 def cmd_play(name, args, overrides):
@@ -298,8 +264,8 @@ def bench_env(vecenv, seconds):
 def bench_trainer(name, config, seconds, warmup=1):
     """Agent steps per second of the training loop (rollout, update, epoch summary) after `warmup`
     epochs. Under torchrun every rank runs it and gets the same figure: that of all ranks."""
-    from pufferlib.trainer import ppo
-    rank, world = ppo.init_distributed(config['train'])
+    from pufferlib.trainer import distributed, ppo
+    rank, world = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
         vecenv = make_vecenv(name, config)
@@ -314,12 +280,12 @@ def bench_trainer(name, config, seconds, warmup=1):
                 trainer.rollout()
                 trainer.update()
                 trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
-                if ppo.agree(time.perf_counter() - start >= seconds, world):
+                if distributed.agree(time.perf_counter() - start >= seconds, world):
                     return (trainer.global_step - step) / (time.perf_counter() - start)
         finally:
             vecenv.close()
     finally:
-        ppo.close_distributed()
+        distributed.close_distributed()
 
 
 def main(argv=None):
