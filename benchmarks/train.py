@@ -168,7 +168,10 @@ def learning_curve(game, overrides, minutes, out_dir):
                   flush=True)
         return now >= budget
 
-    ppo.train(game, config, vecenv, policy, on_epoch=record)
+    try:
+        ppo.train(game, config, vecenv, policy, on_epoch=record)
+    finally:
+        vecenv.close()
     return points, config, policy
 
 

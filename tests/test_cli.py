@@ -152,3 +152,58 @@ def test_ray_address_goes_to_ray_only():
     vecenv = cli.make_vecenv('squared', config)   # Native: the address is not passed on
     vecenv.close()
 
+
+
+def test_train_leaves_the_vecenv_to_whoever_opened_it(tmp_path, monkeypatch):
+    """ppo.train never closes the vector env it was given; `puffer train`, which opens it, closes
+    it once, also when training fails."""
+    from pufferlib.examples import Match
+    from pufferlib.trainer import ppo
+    from pufferlib.trainer.policy import make_policy
+    config = cli.load('match', ['--train.total_timesteps', '512', '--train.data_dir', str(tmp_path),
+                                *SMALL])
+    env = Match(num_envs=8)
+    closed = []
+    monkeypatch.setattr(env, 'close', lambda: closed.append(env))
+    ppo.train('match', config, env, make_policy(env, 16, 1, False))
+    with pytest.raises(Exception, match='does not exist'):
+        ppo.train('match', config, env, make_policy(env, 16, 1, False), resume=tmp_path / 'nope')
+    assert closed == []
+    env.step(env.actions)     # still usable
+
+    opened = []
+
+    def make_vecenv(name, config, **kw):
+        vecenv = make(name, config, **kw)
+        opened.append(vecenv)
+        monkeypatch.setattr(vecenv, 'close', lambda: closed.append(vecenv))
+        return vecenv
+
+    make = cli.make_vecenv
+    monkeypatch.setattr(cli, 'make_vecenv', make_vecenv)
+    assert cli.main(['train', 'squared', '--env.num_envs', '16', '--train.total_timesteps', '512',
+                     '--train.data_dir', str(tmp_path), *SMALL]) == 0
+    assert closed == opened and len(opened) == 1
+
+    def fail(trainer):
+        raise RuntimeError('update failed')
+    monkeypatch.setattr(ppo.Trainer, 'update', fail)
+    with pytest.raises(RuntimeError, match='update failed'):
+        cli.main(['train', 'squared', '--env.num_envs', '16', '--train.data_dir', str(tmp_path),
+                  *SMALL])
+    assert closed == opened and len(opened) == 2
+    for vecenv in opened:
+        type(vecenv).close(vecenv)
+
+
+def test_eval_without_a_reachable_display_runs_headless(monkeypatch, capsys):
+    """One display check (pufferlib.ocean.render.has_display): DISPLAY naming no X server means
+    headless, not an error from the window."""
+    from pufferlib.ocean.render import has_display
+    monkeypatch.setenv('DISPLAY', ':4242')
+    assert not has_display()
+    assert cli.main(['eval', 'squared', '--episodes', '2', '--env.num_envs', '4']) == 0
+    out = capsys.readouterr().out
+    assert 'episodes:' in out and 'steps:' in out and 'rendered frames' not in out
+    monkeypatch.delenv('DISPLAY')
+    assert not has_display()

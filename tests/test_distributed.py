@@ -179,7 +179,10 @@ def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     with pytest.raises(CheckpointError, match='saved by a run of 2 process.*this one has 1'):
         config = resumed['config']
         vecenv = cli.make_vecenv('squared', config)
-        ppo.train('squared', config, vecenv, cli.build_policy(vecenv, config), resume=run)
+        try:
+            ppo.train('squared', config, vecenv, cli.build_policy(vecenv, config), resume=run)
+        finally:
+            vecenv.close()
 
 
 @pytest.mark.parametrize('how', ['raise', 'hang'])

@@ -48,12 +48,9 @@ def env_creator(name):
                         'pettingzoo.butterfly.pistonball_v6')
 
 
-BACKENDS = {'native': 'Native', 'serial': 'Serial', 'multiprocessing': 'Multiprocessing',
-            'ray': 'Ray'}
-
-
 def make_vecenv(name, config, **env_overrides):
-    """The vector env for `name` as the config's [env] and [vec] sections describe it."""
+    """The vector env for `name` as the config's [env] and [vec] sections describe it. The caller
+    closes it."""
     import pufferlib.vector
     creator, kind = env_creator(name)
     vec = dict(config['vec'])
@@ -61,12 +58,11 @@ def make_vecenv(name, config, **env_overrides):
     backend = str(vec.pop('backend')).lower()
     if backend == 'auto':
         backend = 'native' if kind in ('ocean', 'match') and vec['num_envs'] == 1 else 'serial'
-    if backend not in BACKENDS:
-        raise APIUsageError(f"vec.backend is {backend!r}: use auto, {', '.join(BACKENDS)}")
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
     if backend != 'ray' or kwargs.get('ray_address') is None:
         kwargs.pop('ray_address', None)
-    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=BACKENDS[backend],
+    # .capitalize(): a shim until pufferlib.vector.make takes backend names in any case.
+    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend.capitalize(),
                                  seed=config['train']['seed'], **kwargs)
 
 
@@ -115,13 +111,12 @@ def cmd_train(name, args, overrides):
     try:
         setup_torch(config['train'], rank)
         vecenv = make_vecenv(name, config)
-        try:
+        try:  # this opened the vector env: it closes it, however training ends
             policy = build_policy(vecenv, config)
-        except BaseException:
+            dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
+            trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
+        finally:
             vecenv.close()
-            raise
-        dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
-        trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
     finally:
         distributed.close_distributed()
     if rank != 0:
@@ -131,17 +126,6 @@ def cmd_train(name, args, overrides):
         return 130
     print(f'done: {trainer.global_step} steps, checkpoint {trainer.last_checkpoint}', flush=True)
     return 0
-
-
-def has_display():
-    if not os.environ.get('DISPLAY'):
-        return False
-    try:
-        from pufferlib.ocean.render import raylib
-        raylib()
-        return True
-    except Exception:
-        return False
 
 
 def cmd_eval(name, args, overrides):
@@ -158,6 +142,7 @@ def cmd_eval(name, args, overrides):
         section, _, field = key.partition('.')
         config[section][field] = value
     setup_torch(config['train'])
+    from pufferlib.ocean.render import has_display
     render = not args.headless and has_display()
     env_overrides = {}
     if render:

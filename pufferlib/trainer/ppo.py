@@ -366,7 +366,7 @@ def explained_variance(y_pred, y_true):
 def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoch=None):
     """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
-    a final checkpoint; the vector env is closed however the loop ends. `on_epoch(trainer,
+    a final checkpoint. `vecenv` stays open: whoever opened it closes it. `on_epoch(trainer,
     record)` is called after every epoch; a true result ends training. Returns the Trainer.
     Under torchrun every rank calls this; rank 0 alone writes the run folder (log, config,
     checkpoints) and draws `dashboard` (pass None on the others)."""
@@ -382,7 +382,6 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             trainer.run_dir = None
         loggers = checkpoint.make_loggers(cfg, config, trainer.run_dir) if writer else []
     except BaseException:
-        vecenv.close()
         if dashboard is not None:
             dashboard.close(None)
         raise
@@ -421,5 +420,4 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             log.close()
         if dashboard is not None:
             dashboard.close(trainer)
-        vecenv.close()
     return trainer
