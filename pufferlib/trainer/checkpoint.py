@@ -76,8 +76,9 @@ def save_checkpoint(path, payload):
     return path
 
 
-def load_checkpoint(path):
-    """The checkpoint dict at `path` (a file, or a run folder: its newest checkpoint)."""
+def load_checkpoint(path, env_name=None):
+    """The checkpoint dict at `path` (a file, or a run folder: its newest checkpoint); with
+    `env_name`, a CheckpointError unless a run of that env saved it."""
     path = Path(path)
     if path.is_dir():
         found = sorted(path.glob('checkpoint_*.pt'))
@@ -94,14 +95,11 @@ def load_checkpoint(path):
     if not isinstance(payload, dict) or 'model' not in payload or 'trainer' not in payload:
         raise CheckpointError(f'checkpoint {path} is not a pufferlib checkpoint '
                               '(no model/trainer state)')
+    if env_name is not None and payload.get('env_name') != env_name:
+        raise CheckpointError(f"{path} was saved by a {payload.get('env_name')!r} run, not "
+                              f'{env_name!r}')
     payload['path'] = str(path)
     return payload
-
-
-def check_env_name(payload, env_name):
-    if payload.get('env_name') != env_name:
-        raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
-                              f'run, not {env_name!r}')
 
 
 def load_model(policy, state, path='checkpoint'):
@@ -137,8 +135,7 @@ def save_trainer(trainer, env_name, config, gather=True):
 def resume(trainer, path, env_name):
     """Restore the model, optimizers, counters and RNG state of the checkpoint (or run folder)
     `path` into `trainer`; returns the run folder, which the resumed run goes on writing."""
-    payload = load_checkpoint(path)
-    check_env_name(payload, env_name)
+    payload = load_checkpoint(path, env_name)
     load_model(trainer.policy, payload, payload['path'])
     load_trainer_state(trainer, payload['trainer'], payload['path'])
     return Path(payload['path']).parent

@@ -55,7 +55,7 @@ def make_vecenv(name, config, **env_overrides):
     creator, kind = env_creator(name)
     vec = dict(config['vec'])
     env_kwargs = {**config['env'], **env_overrides}
-    backend = str(vec.pop('backend')).lower()
+    backend = vec.pop('backend')     # as config.py spells it: auto or a lower-case name
     if backend == 'auto':
         backend = 'native' if kind in ('ocean', 'match') and vec['num_envs'] == 1 else 'serial'
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
@@ -66,17 +66,23 @@ def make_vecenv(name, config, **env_overrides):
                                  seed=config['train']['seed'], **kwargs)
 
 
-def load(name, overrides):
+def load(name, overrides, saved=None):
+    """The validated config of `name` (pufferlib/trainer/config.py): its ini files, or `saved` (a
+    checkpoint's config) over them, then the command-line `overrides`."""
     from pufferlib.trainer.config import load_config
     creator, kind = env_creator(name)
     return load_config(name, overrides, env_creator=creator,
-                       emulated=kind in ('gymnasium', 'pettingzoo'))
+                       emulated=kind in ('gymnasium', 'pettingzoo'), saved=saved)
 
 
 def setup_torch(cfg, rank=0):
     """Threads (auto: this process's share of the cores) and seeds (offset by the rank under
     torchrun; DDP gives every rank rank 0's initial weights)."""
     import torch
+    device = torch.device(cfg['device'])
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise APIUsageError(f"train.device = {cfg['device']!r}, but torch sees "
+                            f'{torch.cuda.device_count()} CUDA device(s): use --train.device cpu')
     threads = cfg['torch_threads']
     if threads in (None, 'auto'):
         threads = max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
@@ -99,14 +105,9 @@ def cmd_train(name, args, overrides):
     process is one rank of a DistributedDataParallel run (docs/training.md, "Many processes")."""
     from pufferlib.trainer import checkpoint, distributed, ppo
     from pufferlib.trainer.dashboard import make_dashboard
-    config = load(name, overrides)
-    if args.resume:  # the run's own settings, under any new overrides
-        saved = checkpoint.load_checkpoint(args.resume)['config']
-        from pufferlib.trainer.config import parse_overrides
-        for key, value in parse_overrides(overrides):
-            section, _, field = key.partition('.')
-            saved[section][field] = value
-        config = saved
+    # --resume: the run's own settings, under any new overrides
+    saved = checkpoint.load_checkpoint(args.resume, name)['config'] if args.resume else None
+    config = load(name, overrides, saved)
     rank, world_size = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
@@ -132,15 +133,8 @@ def cmd_eval(name, args, overrides):
     """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
     episode statistics printed."""
     from pufferlib.trainer import checkpoint
-    payload = checkpoint.load_checkpoint(args.checkpoint) if args.checkpoint else None
-    config = load(name, [])
-    if payload is not None:
-        checkpoint.check_env_name(payload, name)
-        config = payload['config']
-    from pufferlib.trainer.config import parse_overrides
-    for key, value in parse_overrides(overrides):
-        section, _, field = key.partition('.')
-        config[section][field] = value
+    payload = checkpoint.load_checkpoint(args.checkpoint, name) if args.checkpoint else None
+    config = load(name, overrides, payload and payload['config'])
     setup_torch(config['train'])
     from pufferlib.ocean.render import has_display
     render = not args.headless and has_display()

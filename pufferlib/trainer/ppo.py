@@ -23,6 +23,7 @@ from pufferlib.exceptions import APIUsageError
 from pufferlib.trainer import checkpoint, distributed
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
+from pufferlib.trainer.config import validate
 from pufferlib.trainer.policy import logprob_entropy, state_size
 from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
                                        to_float)
@@ -369,9 +370,10 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
     a final checkpoint. `vecenv` stays open: whoever opened it closes it. `on_epoch(trainer,
     record)` is called after every epoch; a true result ends training. Returns the Trainer.
     Under torchrun every rank calls this; rank 0 alone writes the run folder (log, config,
-    checkpoints) and draws `dashboard` (pass None on the others)."""
-    cfg = config['train']
+    checkpoints) and draws `dashboard` (pass None on the others). `config` is checked against
+    the schema (config.validate) first."""
     try:
+        cfg = validate(config)['train']
         trainer = Trainer(cfg, vecenv, policy)
         writer = trainer.rank == 0
         if resume is not None:
