@@ -221,3 +221,15 @@ def test_train_checks_a_config_it_is_handed():
     env = Match(num_envs=8)
     with pytest.raises(APIUsageError, match='train.gamma = 2'):
         ppo.train('match', config, env, make_policy(env, 16, 1, False))
+
+
+def test_an_unwritable_data_dir_and_bad_cli_numbers_are_usage_errors(tmp_path, capsys):
+    not_a_folder = tmp_path / 'file'
+    not_a_folder.write_text('')
+    assert cli.main(['train', 'squared', *SMALL, '--train.data_dir', str(not_a_folder)]) == 2
+    assert 'train.data_dir = ' in capsys.readouterr().err
+    for argv in (['bench', 'squared', '--seconds', '0'], ['eval', 'squared', '--episodes', '-1']):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == 2
+        assert 'is not a positive' in capsys.readouterr().err

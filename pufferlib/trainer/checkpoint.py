@@ -26,9 +26,13 @@ from pufferlib.trainer.distributed import all_gather
 def new_run_dir(data_dir, env_name, config):
     """A fresh run folder under `data_dir` holding the run's config.json."""
     run_dir = Path(data_dir) / f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / 'config.json', 'w') as f:
-        json.dump(config, f, indent=2)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / 'config.json', 'w') as f:
+            json.dump(config, f, indent=2)
+    except OSError as e:
+        raise APIUsageError(f'train.data_dir = {str(data_dir)!r}: cannot write the run folder '
+                            f'{run_dir} ({e.strerror or e})') from None
     return run_dir
 
 

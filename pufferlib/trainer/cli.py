@@ -76,8 +76,8 @@ def load(name, overrides, saved=None):
 
 
 def setup_torch(cfg, rank=0):
-    """Threads (auto: this process's share of the cores) and seeds (offset by the rank under
-    torchrun; DDP gives every rank rank 0's initial weights)."""
+    """A CUDA train.device that exists, threads (auto: this process's share of the cores) and
+    seeds (offset by the rank under torchrun; DDP gives every rank rank 0's initial weights)."""
     import torch
     device = torch.device(cfg['device'])
     if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
@@ -267,6 +267,16 @@ def bench_trainer(name, config, seconds, warmup=1):
         distributed.close_distributed()
 
 
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f'{text} is not a positive {kind.__name__}')
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def main(argv=None):
     # Sleeping, not spinning, OpenMP threads: spinning ones stall torch by milliseconds per op
     # whenever another process holds a core (measured: 10x slower on a busy 2-core machine).
@@ -277,11 +287,11 @@ def main(argv=None):
     parser.add_argument('env')
     parser.add_argument('--resume', default=None, help='train: continue from a checkpoint or run folder')
     parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
-    parser.add_argument('--episodes', type=int, default=100, help='eval: episodes to run')
+    parser.add_argument('--episodes', type=positive(int), default=100, help='eval: episodes to run')
     parser.add_argument('--headless', action='store_true', help='eval: never open a window')
     parser.add_argument('--greedy', action='store_true',
                         help='eval: take the most likely action instead of sampling')
-    parser.add_argument('--seconds', type=float, default=None,
+    parser.add_argument('--seconds', type=positive(float), default=None,
                         help='bench: seconds per measurement (10); eval: stop after this long')
     args, overrides = parser.parse_known_args(argv)
     commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench}
