@@ -168,18 +168,20 @@ def learning_curve(game, overrides, minutes, out_dir):
                   flush=True)
         return now >= budget
 
-    ppo.train(game, config, vecenv, policy, on_epoch=record)
+    try:
+        ppo.train(game, config, vecenv, policy, on_epoch=record)
+    finally:
+        vecenv.close()
     return points, config, policy
 
 
 def final_eval(game, config, policy, episodes):
     """{'sampled': stats, 'greedy': stats} of the trained policy over >= `episodes` episodes."""
-    import torch
     results = {}
     for mode in ('sampled', 'greedy'):
         vecenv = cli.make_vecenv(game, config)
         try:
-            results[mode] = cli.evaluate(torch, vecenv, policy, config, episodes,
+            results[mode] = cli.evaluate(vecenv, policy, config, episodes,
                                          greedy=(mode == 'greedy'), max_seconds=120)
         finally:
             vecenv.close()

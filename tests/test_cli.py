@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pufferlib.trainer import cli, ppo
+from pufferlib.trainer import checkpoint, cli
 
 SMALL = ['--train.batch_size', '512', '--train.minibatch_size', '256', '--train.bptt_horizon', '16',
          '--train.torch_threads', '1', '--train.checkpoint_interval', '2']
@@ -62,7 +62,7 @@ def test_train_resume_eval(game, tmp_path, capsys):
     lines = [json.loads(line) for line in open(run / 'log.jsonl')]
     assert [r['epoch'] for r in lines] == [1, 2, 3, 4]  # the step count continues
     assert lines[2]['agent_steps'] > first[-1]['agent_steps']
-    assert ppo.load_checkpoint(run)['trainer']['epoch'] == 4
+    assert checkpoint.load_checkpoint(run)['trainer']['epoch'] == 4
     assert 'checkpoint_000004.pt' in out and 'episodes:' in out
 
 
@@ -95,7 +95,7 @@ def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
     assert 'interrupted: saved' in out
     assert err.count('KeyboardInterrupt') == 0, err
     run = only_run(tmp_path)
-    payload = ppo.load_checkpoint(run)
+    payload = checkpoint.load_checkpoint(run)
     assert payload['trainer']['global_step'] > 0
     time.sleep(0.5)
     assert not [c for c in children if c.is_running() and c.status() != 'zombie']
@@ -143,7 +143,7 @@ def test_train_with_ray_workers(tmp_path):
                     '--train.data_dir', tmp_path, *SMALL, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'done:' in result.stdout
-    assert ppo.load_checkpoint(only_run(tmp_path))['trainer']['epoch'] >= 2
+    assert checkpoint.load_checkpoint(only_run(tmp_path))['trainer']['epoch'] >= 2
 
 
 def test_ray_address_goes_to_ray_only():
@@ -152,3 +152,58 @@ def test_ray_address_goes_to_ray_only():
     vecenv = cli.make_vecenv('squared', config)   # Native: the address is not passed on
     vecenv.close()
 
+
+
+def test_train_leaves_the_vecenv_to_whoever_opened_it(tmp_path, monkeypatch):
+    """ppo.train never closes the vector env it was given; `puffer train`, which opens it, closes
+    it once, also when training fails."""
+    from pufferlib.examples import Match
+    from pufferlib.trainer import ppo
+    from pufferlib.trainer.policy import make_policy
+    config = cli.load('match', ['--train.total_timesteps', '512', '--train.data_dir', str(tmp_path),
+                                *SMALL])
+    env = Match(num_envs=8)
+    closed = []
+    monkeypatch.setattr(env, 'close', lambda: closed.append(env))
+    ppo.train('match', config, env, make_policy(env, 16, 1, False))
+    with pytest.raises(Exception, match='does not exist'):
+        ppo.train('match', config, env, make_policy(env, 16, 1, False), resume=tmp_path / 'nope')
+    assert closed == []
+    env.step(env.actions)     # still usable
+
+    opened = []
+
+    def make_vecenv(name, config, **kw):
+        vecenv = make(name, config, **kw)
+        opened.append(vecenv)
+        monkeypatch.setattr(vecenv, 'close', lambda: closed.append(vecenv))
+        return vecenv
+
+    make = cli.make_vecenv
+    monkeypatch.setattr(cli, 'make_vecenv', make_vecenv)
+    assert cli.main(['train', 'squared', '--env.num_envs', '16', '--train.total_timesteps', '512',
+                     '--train.data_dir', str(tmp_path), *SMALL]) == 0
+    assert closed == opened and len(opened) == 1
+
+    def fail(trainer):
+        raise RuntimeError('update failed')
+    monkeypatch.setattr(ppo.Trainer, 'update', fail)
+    with pytest.raises(RuntimeError, match='update failed'):
+        cli.main(['train', 'squared', '--env.num_envs', '16', '--train.data_dir', str(tmp_path),
+                  *SMALL])
+    assert closed == opened and len(opened) == 2
+    for vecenv in opened:
+        type(vecenv).close(vecenv)
+
+
+def test_eval_without_a_reachable_display_runs_headless(monkeypatch, capsys):
+    """One display check (pufferlib.ocean.render.has_display): DISPLAY naming no X server means
+    headless, not an error from the window."""
+    from pufferlib.ocean.render import has_display
+    monkeypatch.setenv('DISPLAY', ':4242')
+    assert not has_display()
+    assert cli.main(['eval', 'squared', '--episodes', '2', '--env.num_envs', '4']) == 0
+    out = capsys.readouterr().out
+    assert 'episodes:' in out and 'steps:' in out and 'rendered frames' not in out
+    monkeypatch.delenv('DISPLAY')
+    assert not has_display()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pufferlib.exceptions import CheckpointError
-from pufferlib.trainer import cli, ppo
+from pufferlib.trainer import checkpoint, cli, distributed, ppo
 
 TORCHRUN = str(Path(sys.executable).with_name('torchrun'))
 AGENTS = 16   # per rank
@@ -27,7 +27,7 @@ SMALL = ['--env.num_envs', str(AGENTS), '--train.batch_size', '512', '--train.mi
 LAUNCHER = '''
 import hashlib, os, sys, time
 import psutil
-from pufferlib.trainer import cli, ppo
+from pufferlib.trainer import cli, distributed, ppo
 
 out = os.environ['CHECK_DIR']
 update = ppo.Trainer.update
@@ -48,7 +48,7 @@ def checked_update(self):
         if os.environ['FAIL_HOW'] == 'hang':
             time.sleep(3600)
         raise RuntimeError(f'injected failure on rank {self.rank}')
-    weights = ppo.all_gather(digest(self.policy.parameters()), self.world_size)
+    weights = distributed.all_gather(digest(self.policy.parameters()), self.world_size)
     assert len(set(weights)) == 1, f'weights differ after epoch {self.epoch}: {weights}'
     with open(f'{out}/weights{self.rank}.txt', 'a') as f:
         f.write(f'{self.epoch} {weights[0]}\\n')
@@ -140,7 +140,7 @@ def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     log = [json.loads(line) for line in open(run / 'log.jsonl')]
     assert [r['epoch'] for r in log] == [1, 2, 3, 4]
     assert [r['agent_steps'] for r in log] == [2 * (512 * k + AGENTS) for k in (1, 2, 3, 4)]
-    payload = ppo.load_checkpoint(run)
+    payload = checkpoint.load_checkpoint(run)
     assert payload['trainer']['world_size'] == 2 and len(payload['trainer']['rank_rng']) == 2
     final = payload['model']
 
@@ -169,7 +169,7 @@ def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     epochs = [r['epoch'] for r in log]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 6
     assert log[4]['agent_steps'] == log[3]['agent_steps'] + 2 * (512 + AGENTS)
-    resumed = ppo.load_checkpoint(run)
+    resumed = checkpoint.load_checkpoint(run)
     assert resumed['trainer']['epoch'] == epochs[-1]
     weights = [(check / f'weights{r}.txt').read_text().split('\n') for r in (0, 1)]
     assert weights[0] == weights[1]
@@ -179,7 +179,10 @@ def test_two_ranks_train_identically_write_one_run_and_resume(tmp_path):
     with pytest.raises(CheckpointError, match='saved by a run of 2 process.*this one has 1'):
         config = resumed['config']
         vecenv = cli.make_vecenv('squared', config)
-        ppo.train('squared', config, vecenv, cli.build_policy(vecenv, config), resume=run)
+        try:
+            ppo.train('squared', config, vecenv, cli.build_policy(vecenv, config), resume=run)
+        finally:
+            vecenv.close()
 
 
 @pytest.mark.parametrize('how', ['raise', 'hang'])
@@ -219,7 +222,7 @@ def test_merge_epoch_stats():
               'episode_counts': {'n': 1.0, 'score': 1.0, 'perf': 1.0}, 'stop': True},
              {'steps': 10, 'losses': {'policy_loss': 2.0, 'entropy': 0.0},
               'episode_sums': {}, 'episode_counts': {}, 'stop': False}]
-    merged = ppo.merge_epoch_stats(ranks)
+    merged = distributed.merge_epoch_stats(ranks)
     assert merged['steps'] == 160 and merged['stop'] is True
     assert merged['losses'] == pytest.approx({'policy_loss': 2.0, 'entropy': 2.0})
     # weighted by episode count: (3 * 10 + 1 * 30) / 4; perf only from the rank that reported it

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from pufferlib.examples import Match
 from pufferlib.exceptions import APIUsageError, CheckpointError
-from pufferlib.trainer import ppo
+from pufferlib.trainer import checkpoint, ppo
 from pufferlib.trainer.config import load_config, parse_value
 from pufferlib.trainer.policy import (Default, LSTMWrapper, logprob_entropy, make_policy,
                                       sample_actions)
@@ -417,10 +417,10 @@ def test_env_keys_come_from_the_constructor():
 
 
 def test_every_shipped_config_loads():
-    from pufferlib.trainer.config import CONFIG_DIR
+    from pufferlib.trainer.config import CONFIG_DIR, SECTIONS
     for path in CONFIG_DIR.glob('*.ini'):
         config = load_config(path.stem)
-        assert set(config) == {'env', 'vec', 'train', 'policy'}
+        assert set(config) == set(SECTIONS) >= {'env', 'vec', 'train', 'policy'}
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     assert not list(run_dir.glob('*.tmp*'))
     lines = [json.loads(line) for line in open(run_dir / 'log.jsonl')]
     assert [r['epoch'] for r in lines] == [1, 2, 3, 4]
-    payload = ppo.load_checkpoint(run_dir)
+    payload = checkpoint.load_checkpoint(run_dir)
     # the first rollout takes one step more: the column H of the last rows
     assert payload['trainer']['global_step'] == 512 + 8 and payload['trainer']['epoch'] == 4
     for key, value in policy.state_dict().items():
@@ -461,11 +461,11 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
 def test_resume_restores_optimizer_and_rng(tmp_path):
     config = small_config(total_timesteps=128 * 2)
     trainer, policy = run(config, tmp_path)
-    payload = ppo.load_checkpoint(trainer.run_dir)
+    payload = checkpoint.load_checkpoint(trainer.run_dir)
     state = payload['trainer']
     env = Match(num_envs=8)
     fresh = ppo.Trainer(config['train'], env, make_policy(env, 16, 1, False))
-    ppo.load_model(fresh.policy, payload)
+    checkpoint.load_model(fresh.policy, payload)
     fresh.load_state_dict(state)
     exp_avg = trainer.optimizers[0].state_dict()['state'][0]['exp_avg']
     assert torch.equal(fresh.optimizers[0].state_dict()['state'][0]['exp_avg'], exp_avg)
@@ -481,17 +481,17 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     bad = tmp_path / 'checkpoint_999999.pt'
     bad.write_bytes(data[:len(data) // 2])
     with pytest.raises(CheckpointError, match='corrupt'):
-        ppo.load_checkpoint(bad)
+        checkpoint.load_checkpoint(bad)
     bad.write_text('hello')
     with pytest.raises(CheckpointError, match='corrupt'):
-        ppo.load_checkpoint(bad)
+        checkpoint.load_checkpoint(bad)
     with pytest.raises(CheckpointError, match='does not exist'):
-        ppo.load_checkpoint(tmp_path / 'nope.pt')
+        checkpoint.load_checkpoint(tmp_path / 'nope.pt')
     other = copy.deepcopy(config)
     other['policy']['hidden_size'] = 32
     with pytest.raises(CheckpointError, match='different policy.*32'):
         run(other, tmp_path, resume=path)
-    payload = ppo.load_checkpoint(path)
+    payload = checkpoint.load_checkpoint(path)
     with pytest.raises(CheckpointError, match="saved by a 'match' run, not 'squared'"):
         env = Match(num_envs=8)
         ppo.train('squared', config, env, make_policy(env, 16, 1, False), resume=path)

@@ -45,6 +45,16 @@ def check_display():
     x11.XCloseDisplay(handle)
 
 
+def has_display():
+    """True when a window can open here: raylib-py imports and DISPLAY names a reachable X server."""
+    try:
+        raylib()
+        check_display()
+    except APIUsageError:
+        return False
+    return True
+
+
 class Window:
     """A raylib window: `with window.frame(): draw...`, `screenshot()` for tests, `close()`."""
 

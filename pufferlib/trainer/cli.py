@@ -49,34 +49,31 @@ def env_creator(name):
                         'pettingzoo.butterfly.pistonball_v6')
 
 
-BACKENDS = {'native': 'Native', 'serial': 'Serial', 'multiprocessing': 'Multiprocessing',
-            'ray': 'Ray'}
-
-
 def make_vecenv(name, config, **env_overrides):
-    """The vector env for `name` as the config's [env] and [vec] sections describe it."""
+    """The vector env for `name` as the config's [env] and [vec] sections describe it. The caller
+    closes it."""
     import pufferlib.vector
     creator, kind = env_creator(name)
     vec = dict(config['vec'])
     env_kwargs = {**config['env'], **env_overrides}
-    backend = str(vec.pop('backend')).lower()
+    backend = vec.pop('backend')     # as config.py spells it: auto or a lower-case name
     if backend == 'auto':
         backend = 'native' if kind in ('ocean', 'match') and vec['num_envs'] == 1 else 'serial'
-    if backend not in BACKENDS:
-        raise APIUsageError(f"vec.backend is {backend!r}: use auto, {', '.join(BACKENDS)}")
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
     if backend != 'ray' or kwargs.get('ray_address') is None:
         kwargs.pop('ray_address', None)
-    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=BACKENDS[backend],
+    # .capitalize(): a shim until pufferlib.vector.make takes backend names in any case.
+    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend.capitalize(),
                                  seed=config['train']['seed'], **kwargs)
 
 
-def load(name, overrides, config_file=None):
-    """The config of `name`: its ini files, then `config_file` (--config PATH: an ini whose
-    sections are layered over them), then the command line's overrides, each key checked."""
+def load(name, overrides, config_file=None, saved=None):
+    """The validated config of `name` (pufferlib/trainer/config.py): its ini files, or `saved` (a
+    checkpoint's config) over them, then `config_file` (--config PATH: an ini whose sections are
+    layered over them), then the command-line `overrides`, each key checked."""
     from pufferlib.trainer.config import load_config, read_config_file
     creator, kind = env_creator(name)
-    kwargs = dict(env_creator=creator, emulated=kind in ('gymnasium', 'pettingzoo'))
+    kwargs = dict(env_creator=creator, emulated=kind in ('gymnasium', 'pettingzoo'), saved=saved)
     if config_file is not None:
         words = read_config_file(config_file)[0]
         try:
@@ -88,9 +85,13 @@ def load(name, overrides, config_file=None):
 
 
 def setup_torch(cfg, rank=0):
-    """Threads (auto: this process's share of the cores) and seeds (offset by the rank under
-    torchrun; DDP gives every rank rank 0's initial weights)."""
+    """A CUDA train.device that exists, threads (auto: this process's share of the cores) and
+    seeds (offset by the rank under torchrun; DDP gives every rank rank 0's initial weights)."""
     import torch
+    device = torch.device(cfg['device'])
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise APIUsageError(f"train.device = {cfg['device']!r}, but torch sees "
+                            f'{torch.cuda.device_count()} CUDA device(s): use --train.device cpu')
     threads = cfg['torch_threads']
     if threads in (None, 'auto'):
         threads = max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
@@ -111,30 +112,23 @@ def build_policy(vecenv, config):
 def cmd_train(name, args, overrides):
     """Train; under torchrun (`torchrun --nproc-per-node N -m pufferlib.trainer train ENV`) each
     process is one rank of a DistributedDataParallel run (docs/training.md, "Many processes")."""
-    from pufferlib.trainer import ppo
+    from pufferlib.trainer import checkpoint, distributed, ppo
     from pufferlib.trainer.dashboard import make_dashboard
-    config = load(name, overrides, args.config)
-    if args.resume:  # the run's own settings, under any new overrides
-        saved = ppo.load_checkpoint(args.resume)['config']
-        from pufferlib.trainer.config import parse_overrides, read_config_file
-        words = read_config_file(args.config)[0] if args.config else []
-        for key, value in parse_overrides(words + overrides):
-            section, _, field = key.partition('.')
-            saved[section][field] = value
-        config = saved
-    rank, world_size = ppo.init_distributed(config['train'])
+    # --resume: the run's own settings, under --config and any new overrides
+    saved = checkpoint.load_checkpoint(args.resume, name)['config'] if args.resume else None
+    config = load(name, overrides, args.config, saved)
+    rank, world_size = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
         vecenv = make_vecenv(name, config)
-        try:
+        try:  # this opened the vector env: it closes it, however training ends
             policy = build_policy(vecenv, config)
-        except BaseException:
+            dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
+            trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
+        finally:
             vecenv.close()
-            raise
-        dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
-        trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
     finally:
-        ppo.close_distributed()
+        distributed.close_distributed()
     if rank != 0:
         return 130 if trainer.interrupted else 0
     if trainer.interrupted:
@@ -144,33 +138,14 @@ def cmd_train(name, args, overrides):
     return 0
 
 
-def has_display():
-    if not os.environ.get('DISPLAY'):
-        return False
-    try:
-        from pufferlib.ocean.render import raylib
-        raylib()
-        return True
-    except Exception:
-        return False
-
-
 def cmd_eval(name, args, overrides):
     """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
     episode statistics printed."""
-    from pufferlib.trainer import ppo
-    payload = ppo.load_checkpoint(args.checkpoint) if args.checkpoint else None
-    config = load(name, [])
-    if payload is not None:
-        if payload.get('env_name') != name:
-            raise CheckpointError(f"{payload['path']} was saved by a {payload.get('env_name')!r} "
-                                  f'run, not {name!r}')
-        config = payload['config']
-    from pufferlib.trainer.config import parse_overrides
-    for key, value in parse_overrides(overrides):
-        section, _, field = key.partition('.')
-        config[section][field] = value
-    torch = setup_torch(config['train'])
+    from pufferlib.trainer import checkpoint
+    payload = checkpoint.load_checkpoint(args.checkpoint, name) if args.checkpoint else None
+    config = load(name, overrides, saved=payload and payload['config'])
+    setup_torch(config['train'])
+    from pufferlib.ocean.render import has_display
     render = not args.headless and has_display()
     env_overrides = {}
     if render:
@@ -181,8 +156,8 @@ def cmd_eval(name, args, overrides):
     try:
         policy = build_policy(vecenv, config)
         if payload is not None:
-            ppo.load_model(policy, payload, payload['path'])
-        stats = evaluate(torch, vecenv, policy, config, args.episodes, render,
+            checkpoint.load_model(policy, payload, payload['path'])
+        stats = evaluate(vecenv, policy, config, args.episodes, render,
                          max_seconds=args.seconds, greedy=args.greedy)
     finally:
         vecenv.close()
@@ -193,45 +168,24 @@ def cmd_eval(name, args, overrides):
     return 0
 
 
-def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
+def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
     """Step `policy` on `vecenv` until `episodes` episodes have been reported (or the window is
     closed); returns the means of the env's episode statistics, weighted by episode count.
     `greedy` takes the most likely action (Discrete/MultiDiscrete: argmax; Box: the mean)."""
-    from pufferlib.trainer.policy import sample_actions
+    from collections import defaultdict
+
+    from pufferlib.trainer.rollout import add_episode_stats, agent_states, episode_means, policy_step
     policy.eval()
     device = config['train']['device']
-    N = vecenv.num_agents
-    hidden = getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
-    h = torch.zeros(N, hidden, device=device)
-    c = torch.zeros(N, hidden, device=device)
-    sums, count = {}, 0
-    space = vecenv.single_action_space
-    from gymnasium import spaces
+    states = agent_states(policy, vecenv.num_agents, device)
+    sums, counts = defaultdict(float), defaultdict(float)
     start, steps = time.time(), 0
     vecenv.async_reset(config['train']['seed'])
-    while count < episodes:
-        obs, rewards, terminals, truncations, infos, ids, masks = vecenv.recv()
-        for info in infos if isinstance(infos, list) else [infos]:
-            n = info.get('n', 1) if isinstance(info, dict) else 0
-            for key, value in (info.items() if n else ()):
-                if key != 'n' and isinstance(value, (int, float, np.number)):
-                    sums[key] = sums.get(key, 0.0) + float(value) * n
-            count += n
-        with torch.inference_mode():
-            rows = torch.as_tensor(ids).to(device)
-            state = None
-            if hidden:
-                keep = torch.as_tensor(~(terminals | truncations)).to(device).float().unsqueeze(1)
-                state = (h[rows] * keep, c[rows] * keep)
-            logits, _, new_state = policy.forward_step(torch.as_tensor(obs).to(device), state)
-            if hidden:
-                h[rows], c[rows] = new_state
-            actions = greedy_actions(logits, space) if greedy else sample_actions(logits, space)[0]
-        actions = actions.cpu().numpy()
-        if isinstance(space, spaces.Box):
-            actions = np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
-        else:
-            actions = (actions.reshape(-1, *space.shape) + np.asarray(space.start)).astype(np.int32)
+    while sums['n'] < episodes:
+        batch = vecenv.recv()
+        add_episode_stats(batch[4], sums, counts)   # batch[4]: the infos
+        _, _, actions = policy_step(policy, states, batch, vecenv.single_action_space, device,
+                                    greedy=greedy)
         vecenv.send(actions)
         steps += 1
         if render:
@@ -241,21 +195,10 @@ def evaluate(torch, vecenv, policy, config, episodes, render=False, max_seconds=
                 break
         if max_seconds is not None and time.time() - start > max_seconds:
             break
-    stats = {k: v / count for k, v in sums.items()} if count else {}
-    stats['episodes'] = int(count)
+    stats = episode_means(sums, counts)
+    stats['episodes'] = int(stats.pop('n', 0))
     stats['rendered frames' if render else 'steps'] = steps
     return stats
-
-
-def greedy_actions(logits, space):
-    from gymnasium import spaces
-    if isinstance(space, spaces.Box):
-        return logits[0]
-    if isinstance(space, spaces.Discrete):
-        return logits.argmax(-1)
-    sizes = [int(n) for n in space.nvec.reshape(-1)]
-    import torch
-    return torch.stack([part.argmax(-1) for part in torch.split(logits, sizes, dim=-1)], dim=-1)
 
 
 def cmd_play(name, args, overrides):
@@ -309,8 +252,8 @@ def bench_env(vecenv, seconds):
 def bench_trainer(name, config, seconds, warmup=1):
     """Agent steps per second of the training loop (rollout, update, epoch summary) after `warmup`
     epochs. Under torchrun every rank runs it and gets the same figure: that of all ranks."""
-    from pufferlib.trainer import ppo
-    rank, world = ppo.init_distributed(config['train'])
+    from pufferlib.trainer import distributed, ppo
+    rank, world = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
         vecenv = make_vecenv(name, config)
@@ -325,12 +268,22 @@ def bench_trainer(name, config, seconds, warmup=1):
                 trainer.rollout()
                 trainer.update()
                 trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
-                if ppo.agree(time.perf_counter() - start >= seconds, world):
+                if distributed.agree(time.perf_counter() - start >= seconds, world):
                     return (trainer.global_step - step) / (time.perf_counter() - start)
         finally:
             vecenv.close()
     finally:
-        ppo.close_distributed()
+        distributed.close_distributed()
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f'{text} is not a positive {kind.__name__}')
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def cmd_sweep(name, args, overrides):
@@ -350,11 +303,11 @@ def main(argv=None):
                         help='train, bench, sweep: an ini layered over the env\'s own config')
     parser.add_argument('--resume', default=None, help='train: continue from a checkpoint or run folder')
     parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
-    parser.add_argument('--episodes', type=int, default=100, help='eval: episodes to run')
+    parser.add_argument('--episodes', type=positive(int), default=100, help='eval: episodes to run')
     parser.add_argument('--headless', action='store_true', help='eval: never open a window')
     parser.add_argument('--greedy', action='store_true',
                         help='eval: take the most likely action instead of sampling')
-    parser.add_argument('--seconds', type=float, default=None,
+    parser.add_argument('--seconds', type=positive(float), default=None,
                         help='bench: seconds per measurement (10); eval: stop after this long')
     args, overrides = parser.parse_known_args(argv)
     commands = {'train': cmd_train, 'eval': cmd_eval, 'play': cmd_play, 'bench': cmd_bench,

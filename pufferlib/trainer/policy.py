@@ -186,6 +186,12 @@ def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True,
     return LSTMWrapper(policy) if lstm else policy
 
 
+def state_size(policy):
+    """The size of the LSTM state `policy` carries per agent: its hidden_size when it has an
+    `lstm` (LSTMWrapper, or any policy built the same way), 0 for a feed-forward policy."""
+    return getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
+
+
 # ---- action distributions: a tensor of logits, split logits, or (mean, logstd) -----------------
 
 def split_sizes(action_space):
@@ -210,6 +216,16 @@ def sample_actions(logits, action_space):
         actions.append(a)
         logprob = logprob + logp.gather(-1, a.unsqueeze(-1)).squeeze(-1)
     return torch.stack(actions, dim=-1), logprob
+
+
+def greedy_actions(logits, action_space):
+    """The most likely action: argmax (per part for MultiDiscrete), the mean for Box."""
+    if isinstance(action_space, spaces.Box):
+        return logits[0]
+    if isinstance(action_space, spaces.Discrete):
+        return logits.argmax(-1)
+    return torch.stack([part.argmax(-1) for part in torch.split(logits, split_sizes(action_space),
+                                                                 dim=-1)], dim=-1)
 
 
 def gumbel_argmax(logp):

@@ -5,31 +5,38 @@ env) and `update()` (PPO minibatches drawn by priority). `train(...)` runs that 
 dashboard, the JSON log and the checkpoints. The algorithm is in docs/training.md; names follow
 the papers: `mb_` is a minibatch, `S` segments (rows), `H` the bptt horizon (columns).
 
-Under torchrun (`init_distributed`) every rank runs this same loop on its own vector env and
-buffer; DistributedDataParallel averages the gradients, `epoch_summary` merges the ranks'
-statistics, and only rank 0 writes logs and checkpoints (docs/training.md, "Many processes").
+Beside it: rollout.py (one policy step over a batch of agents, shared with `puffer eval`),
+buffer.py (the segment buffer), advantage.py (the advantage kernels), policy.py (policies, action
+distributions), checkpoint.py (checkpoints, the run folder and its logs), distributed.py (torchrun:
+every rank runs this same loop; DDP averages the gradients and only rank 0 writes).
 """
 import contextlib
-import datetime
-import json
 import math
-import os
-import random
-import signal
-import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from pufferlib.exceptions import APIUsageError, CheckpointError
+from pufferlib.exceptions import APIUsageError
+from pufferlib.trainer import checkpoint, distributed
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
-from pufferlib.trainer.policy import logprob_entropy, sample_actions
+from pufferlib.trainer.config import validate
+from pufferlib.trainer.policy import logprob_entropy, state_size
+from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
+                                       to_float)
+# Moved to checkpoint.py, distributed.py and rollout.py; importable from here for one release.
+from pufferlib.trainer.rollout import agent_index  # noqa: F401
+from pufferlib.trainer.checkpoint import (load_checkpoint, load_model, make_loggers,  # noqa: F401
+                                          rng_state, save_checkpoint, set_rng_state)
+from pufferlib.trainer.distributed import (agree, all_gather, catch_stop_signals,  # noqa: F401
+                                           close_distributed, init_distributed, merge_epoch_stats,
+                                           rank_and_world, wrap_ddp)
 
+
+# ---- config: sizes, optimizers, precision, learning-rate schedule --------------------------------
 
 def derived_sizes(cfg, num_agents, world_size=1):
     """(batch_size, segments, minibatch_segments, accumulation steps, total epochs), checked.
@@ -77,42 +84,6 @@ def make_optimizers(policy, cfg):
     return optimizers
 
 
-def cosine_lr(cfg, epoch, total_epochs):
-    lr, low = cfg['learning_rate'], cfg['min_learning_rate']
-    if not cfg['anneal_lr']:
-        return lr
-    return low + 0.5 * (lr - low) * (1 + math.cos(math.pi * min(epoch / total_epochs, 1.0)))
-
-
-# ---- prioritized segment replay -------------------------------------------------------------------
-def prioritized_sample(advantages, n, alpha, beta):
-    """Draw `n` of the S rows without replacement with probability p_i = w_i / sum(w), where
-    w_i = (sum_t |A_it|) ** alpha, and return (rows, importance weights (S p_i) ** -beta divided by
-    their max). alpha = 0 is uniform sampling. NaN/inf priorities count as 0; a tiny relative floor
-    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly."""
-    S = advantages.shape[0]
-    priority = torch.nan_to_num(advantages.abs().sum(dim=1).pow(alpha), nan=0.0, posinf=0.0)
-    total = priority.sum()
-    if total > 0:
-        priority = priority + total * 1e-6 / S
-        prob = priority / priority.sum()
-    else:
-        prob = torch.full_like(priority, 1.0 / S)
-    rows = torch.multinomial(prob, n, replacement=False)
-    weight = (S * prob[rows]).pow(-beta)
-    return rows, weight / weight.max()
-# -------------------------------------------------------------------------------------------------
-
-
-def agent_index(ids, device):
-    """Index of a batch's agents into per-agent tensors: a slice for a contiguous range (views
-    and plain copies), else an index tensor."""
-    n = len(ids)
-    if n and ids[-1] - ids[0] == n - 1 and (n == 1 or bool((np.diff(ids) == 1).all())):
-        return slice(int(ids[0]), int(ids[0]) + n)
-    return torch.as_tensor(ids).to(device)
-
-
 def resolve_precision(precision, device):
     """'float32' or 'bfloat16'. auto: bfloat16 where matrix units make it fast (CUDA, or a CPU
     with AMX tiles: about 7x float32 on the LSTM's matrix products), else float32."""
@@ -129,102 +100,14 @@ def resolve_precision(precision, device):
         return 'float32'
 
 
-def to_float(logits):
-    if isinstance(logits, tuple):
-        return tuple(x.float() for x in logits)
-    return logits.float()
+def cosine_lr(cfg, epoch, total_epochs):
+    lr, low = cfg['learning_rate'], cfg['min_learning_rate']
+    if not cfg['anneal_lr']:
+        return lr
+    return low + 0.5 * (lr - low) * (1 + math.cos(math.pi * min(epoch / total_epochs, 1.0)))
 
 
-# ---- many processes (torchrun) ------------------------------------------------------------------
-def init_distributed(cfg):
-    """Join torchrun's process group when this process was started by torchrun (WORLD_SIZE set):
-    nccl with one GPU per local rank when train.device is CUDA (cfg['device'] becomes
-    'cuda:<local rank>'), else gloo. Collectives time out after train.dist_timeout seconds.
-    Returns (rank, world_size); (0, 1) for a plain process, which is left untouched."""
-    import torch.distributed as dist
-    if int(os.environ.get('WORLD_SIZE', 1)) <= 1:
-        return 0, 1
-    if dist.is_initialized():
-        return rank_and_world()
-    local_rank = int(os.environ.get('LOCAL_RANK', 0))
-    if torch.device(cfg['device']).type == 'cuda':
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise APIUsageError(f'local rank {local_rank} has no GPU of its own ({count} visible): '
-                                f'start at most {count} processes per node (--nproc-per-node)')
-        torch.cuda.set_device(local_rank)
-        cfg['device'] = f'cuda:{local_rank}'
-        backend = 'nccl'
-    else:
-        backend = 'gloo'
-    timeout = datetime.timedelta(seconds=float(cfg.get('dist_timeout') or 300))
-    dist.init_process_group(backend, timeout=timeout)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def close_distributed():
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def rank_and_world():
-    """(rank, world_size) of this process: (0, 1) unless a process group is initialised."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_gather(obj, world_size):
-    """[obj of rank 0, obj of rank 1, ...] (pickled through the process group)."""
-    if world_size == 1:
-        return [obj]
-    import torch.distributed as dist
-    out = [None] * world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def merge_epoch_stats(per_rank):
-    """One epoch's statistics of all ranks as one: agent steps summed, losses averaged over the
-    ranks, episode statistics averaged weighted by episode count (so a rank that finished no
-    episode counts for nothing), the episode count `n` summed, stop requested if any rank asks."""
-    losses = defaultdict(float)
-    for stats in per_rank:
-        for key, value in stats['losses'].items():
-            losses[key] += value / len(per_rank)
-    sums, counts = defaultdict(float), defaultdict(float)
-    for stats in per_rank:
-        for key, value in stats['episode_sums'].items():
-            sums[key] += value
-        for key, value in stats['episode_counts'].items():
-            counts[key] += value
-    env_stats = {k: sums[k] if k == 'n' else sums[k] / counts[k] for k in sums if counts[k]}
-    return {'steps': sum(s['steps'] for s in per_rank), 'losses': dict(losses),
-            'env_stats': env_stats, 'stop': any(s['stop'] for s in per_rank)}
-
-
-def wrap_ddp(policy, device):
-    """DistributedDataParallel around `policy`: it broadcasts rank 0's weights now and averages
-    the gradients of every backward pass. The rollout keeps calling the plain module."""
-    from torch.nn.parallel import DistributedDataParallel
-    device = torch.device(device)
-    return DistributedDataParallel(policy, device_ids=[device] if device.type == 'cuda' else None,
-                                   gradient_as_bucket_view=True)
-
-
-def rng_state():
-    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
-            'python': random.getstate()}
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
-# -------------------------------------------------------------------------------------------------
-
+# ---- the trainer: rollout, then advantages, prioritized minibatches and the loss -----------------
 
 class Trainer:
     """Holds the vector env, the policy, the optimizers, the segment buffer and the counters."""
@@ -233,7 +116,7 @@ class Trainer:
         self.cfg, self.vecenv, self.policy = cfg, vecenv, policy
         self.device = cfg['device']
         self.num_agents = N = vecenv.num_agents
-        self.rank, self.world_size = rank_and_world()
+        self.rank, self.world_size = distributed.rank_and_world()
         (self.batch_size, self.segments, self.minibatch_segments, self.accumulate,
          self.total_epochs) = derived_sizes(cfg, N, self.world_size)
         self.num_minibatches = max(1, cfg['update_epochs'] * self.segments // self.minibatch_segments)
@@ -242,27 +125,21 @@ class Trainer:
         self.env_seed = cfg['seed'] + self.rank * N
         self.model = policy     # what the update calls: DDP around the policy under torchrun
         if self.world_size > 1:
-            self.model = wrap_ddp(policy, self.device)
-            sizes = all_gather((N, self.batch_size, self.minibatch_segments, self.accumulate,
-                                self.num_minibatches), self.world_size)
-            if len(set(sizes)) > 1:
-                raise APIUsageError(
-                    'the ranks disagree on (agents, batch_size, minibatch segments, accumulation, '
-                    f'minibatches) {sizes}: every rank needs the same env and [train] sizes, since '
-                    'DistributedDataParallel averages one backward pass of each rank at a time')
+            self.model = distributed.wrap_ddp(policy, self.device)
+            distributed.check_same_sizes((N, self.batch_size, self.minibatch_segments,
+                                          self.accumulate, self.num_minibatches), self.world_size)
         obs_space, self.action_space = vecenv.single_observation_space, vecenv.single_action_space
         act_shape, act_dtype = (), torch.int64
         if isinstance(self.action_space, spaces.MultiDiscrete):
             act_shape = (int(self.action_space.nvec.size),)
         elif isinstance(self.action_space, spaces.Box):
             act_shape, act_dtype = (int(np.prod(self.action_space.shape)),), torch.float32
-        self.state_size = getattr(policy, 'hidden_size', 0) if hasattr(policy, 'lstm') else 0
+        self.state_size = state_size(policy)
         self.buffer = SegmentBuffer(self.segments, cfg['bptt_horizon'], N, obs_space.shape,
                                     torch.from_numpy(np.zeros(0, obs_space.dtype)).dtype,
                                     act_shape, act_dtype, self.state_size, self.device)
-        if self.state_size:  # LSTM state per agent, carried across rows and rollouts
-            self.h = torch.zeros(N, self.state_size, device=self.device)
-            self.c = torch.zeros(N, self.state_size, device=self.device)
+        # LSTM state per agent, carried across rows and rollouts (None without an LSTM)
+        self.agent_states = agent_states(policy, N, self.device)
         self.optimizers = make_optimizers(policy, cfg)
         self.precision = resolve_precision(cfg['precision'], self.device)
         self.autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
@@ -287,15 +164,6 @@ class Trainer:
     def done(self):
         return self.global_step >= self.cfg['total_timesteps']
 
-    def to_env_actions(self, actions):
-        space = self.action_space
-        actions = actions.cpu().numpy()
-        if isinstance(space, spaces.Box):
-            return np.clip(actions.reshape(-1, *space.shape), space.low, space.high).astype(space.dtype)
-        start = np.asarray(space.start)
-        actions = actions.reshape(-1, *space.shape)
-        return (actions + start).astype(np.int32) if start.any() else actions.astype(np.int32)
-
     def rollout(self):
         """Step the env until every row of the buffer is complete (see buffer.py)."""
         cfg, buf, dev = self.cfg, self.buffer, self.device
@@ -306,60 +174,30 @@ class Trainer:
         clamp = cfg['reward_clamp']
         while not buf.full:
             t0 = time.perf_counter()
-            obs, rewards, terminals, truncations, infos, ids, masks = self.vecenv.recv()
+            batch = self.vecenv.recv()
+            obs, rewards, terminals, truncations, infos, ids, masks = batch
             t1 = time.perf_counter()
             self.times['env'] += t1 - t0
             if infos:
-                self.collect(infos)
+                add_episode_stats(infos, self.episode_sums, self.episode_counts)
+            record, state, env_actions = policy_step(self.policy, self.agent_states, batch,
+                                                     self.action_space, dev,
+                                                     autocast=self.autocast)
+            t2 = time.perf_counter()
+            self.times['forward'] += t2 - t1
             with torch.inference_mode():
-                obs_t = torch.as_tensor(obs).to(dev, non_blocking=True)
-                state = None
-                if self.state_size:
-                    rows = agent_index(ids, dev)
-                    state = (self.h[rows], self.c[rows])
-                    done = np.flatnonzero(np.logical_or(terminals, truncations))
-                    if len(done):  # a new episode starts from a zero state
-                        done = torch.from_numpy(done).to(dev)
-                        state = (state[0].index_fill(0, done, 0), state[1].index_fill(0, done, 0))
-                with self.autocast:
-                    logits, values, new_state = self.policy.forward_step(obs_t, state)
-                logits, values = to_float(logits), values.float()
-                actions, logprobs = sample_actions(logits, self.action_space)
-                t2 = time.perf_counter()
-                self.times['forward'] += t2 - t1
                 rewards_t = torch.as_tensor(rewards).to(dev)
                 if clamp is not None:
                     rewards_t = rewards_t.clamp(-clamp, clamp)
-                record = {'observations': obs_t, 'actions': actions, 'logprobs': logprobs,
-                          'values': values, 'rewards': rewards_t,
-                          'terminals': torch.as_tensor(terminals).to(dev, torch.float32),
-                          'truncations': torch.as_tensor(truncations).to(dev, torch.float32)}
+                record.update(rewards=rewards_t,
+                              terminals=torch.as_tensor(terminals).to(dev, torch.float32),
+                              truncations=torch.as_tensor(truncations).to(dev, torch.float32))
                 buf.add(ids, masks, record, state)
-                if self.state_size:  # after buf.add: it stores the input state of new rows
-                    h, c = new_state[0].float(), new_state[1].float()
-                    if masks is not None and not masks.all():  # absent agents keep their state
-                        present = torch.as_tensor(masks).to(dev).unsqueeze(1)
-                        h, c = torch.where(present, h, state[0]), torch.where(present, c, state[1])
-                    self.h[rows], self.c[rows] = h, c
-                env_actions = self.to_env_actions(actions)
             t3 = time.perf_counter()
             self.times['copy'] += t3 - t2
             self.vecenv.send(env_actions)
             self.times['env'] += time.perf_counter() - t3
             self.global_step += len(ids) if masks is None else int(np.count_nonzero(masks))
-
-    def collect(self, infos):
-        """Accumulate the env's episode statistics (means weighted by their episode count n)."""
-        if isinstance(infos, dict):
-            infos = [infos]
-        for info in infos:
-            n = float(info.get('n', 1)) if isinstance(info, dict) else 0
-            self.episode_sums['n'] += n
-            self.episode_counts['n'] = 1.0  # n itself is a count: summed, not averaged
-            for key, value in (info.items() if n else ()):
-                if key != 'n' and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-                    self.episode_sums[key] += float(value) * n
-                    self.episode_counts[key] += n
 
     def update(self):
         """PPO over `update_epochs * segments / minibatch_segments` minibatches of segments."""
@@ -372,16 +210,18 @@ class Trainer:
         n = self.minibatch_segments
         chunk = n // self.accumulate
         num_minibatches = self.num_minibatches
-        beta = cfg['prio_beta0'] + (1 - cfg['prio_beta0']) * min(self.epoch / self.total_epochs, 1.0)
+        beta = prio_beta(cfg, self.epoch, self.total_epochs)
         sums = defaultdict(float)
         for mb in range(num_minibatches):
             with torch.no_grad():
+                # advantages of every row from the stored values and the latest ratios
                 compute_advantage(buf.values, buf.rewards, buf.terminals, buf.truncations,
                                   buf.ratio, buf.advantages, cfg['gamma'], cfg['gae_lambda'],
                                   cfg['vtrace_rho_clip'], cfg['vtrace_c_clip'])
                 if mb == 0:
                     explained = explained_variance(buf.values[:, :H],
                                                    buf.advantages + buf.values[:, :H])
+                # prioritized replay (the marked block below): rows and importance weights
                 idx, weight = prioritized_sample(buf.advantages, n, cfg['prio_alpha'], beta)
                 mb_advantages = buf.advantages[idx]
                 mb_values = buf.values[idx, :H]
@@ -434,7 +274,7 @@ class Trainer:
         """Close the epoch's statistics: SPS, episode means, times, merged over the ranks under
         torchrun (global_step becomes the sum of all ranks' steps). Returns the log record."""
         if self.world_size > 1:
-            merged = merge_epoch_stats(all_gather(
+            merged = distributed.merge_epoch_stats(distributed.all_gather(
                 {'steps': self.global_step - self.epoch_start_step, 'losses': self.losses,
                  'episode_sums': dict(self.episode_sums),
                  'episode_counts': dict(self.episode_counts), 'stop': self.stop_requested},
@@ -443,9 +283,8 @@ class Trainer:
             self.losses, self.stop_agreed = merged['losses'], merged['stop']
             if merged['env_stats']:
                 self.env_stats = merged['env_stats']
-        elif self.episode_counts:
-            self.env_stats = {k: self.episode_sums[k] / self.episode_counts[k]
-                              for k in self.episode_sums}
+        elif self.episode_sums:
+            self.env_stats = episode_means(self.episode_sums, self.episode_counts)
         self.episode_sums.clear()
         self.episode_counts.clear()
         self.epoch_start_step = self.global_step
@@ -460,45 +299,43 @@ class Trainer:
         record.update({f'performance/{k}': v for k, v in self.times.items()})
         return record
 
-    # ---- checkpoints --------------------------------------------------------------------------
+    # ---- checkpoints: the trainer's part (checkpoint.py) ------------------------------------
 
     def state_dict(self, gather=True):
-        """The trainer's part of a checkpoint. Under torchrun, with `gather` (every rank calls
-        it at the same point), it holds every rank's RNG state under 'rank_rng'."""
-        state = {'optimizers': [opt.state_dict() for opt in self.optimizers],
-                 'global_step': self.global_step, 'epoch': self.epoch, 'uptime': self.uptime,
-                 'world_size': self.world_size, 'rng': rng_state()}
-        if self.world_size > 1 and gather:
-            state['rank_rng'] = all_gather(state['rng'], self.world_size)
-        return state
+        return checkpoint.trainer_state(self, gather)
 
     def load_state_dict(self, state, path='checkpoint'):
-        saved_world = state.get('world_size', 1)
-        if saved_world != self.world_size:
-            raise CheckpointError(
-                f'{path} was saved by a run of {saved_world} process(es), this one has '
-                f'{self.world_size}: resume with the same number (torchrun --nproc-per-node '
-                f'{saved_world} ... for more than one), since batch, seeds and schedule are per rank')
-        try:
-            for opt, opt_state in zip(self.optimizers, state['optimizers'], strict=True):
-                opt.load_state_dict(opt_state)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f'{path}: its optimizer state does not match train.optimizer '
-                                  f'{self.cfg["optimizer"]!r} ({e})') from None
-        self.global_step, self.epoch = state['global_step'], state['epoch']
-        self.epoch_start_step = self.global_step
-        self.uptime_before = state.get('uptime', 0.0)
-        self.last_log = (time.time(), self.global_step)
-        if 'rank_rng' in state:
-            set_rng_state(state['rank_rng'][self.rank])
-        elif self.rank == 0:
-            set_rng_state(state['rng'])
-        else:  # a checkpoint written on a hard stop holds rank 0's state only
-            seed = self.cfg['seed'] + self.rank + 100_003 * self.epoch
-            torch.manual_seed(seed)
-            np.random.seed(seed % 2**32)
-            random.seed(seed)
+        checkpoint.load_trainer_state(self, state, path)
 
+
+# ---- prioritized segment replay ------------------------------------------------------------------
+# Segment priority w_i = (sum_t |A_it|) ** prio_alpha; `n` rows drawn with p = w / sum(w) by
+# torch.multinomial without replacement; importance weights (S p_i) ** -beta over their max, beta
+# annealed linearly from prio_beta0 to 1 over training. prio_alpha = 0 is plain PPO.
+def prio_beta(cfg, epoch, total_epochs):
+    return cfg['prio_beta0'] + (1 - cfg['prio_beta0']) * min(epoch / total_epochs, 1.0)
+
+
+def prioritized_sample(advantages, n, alpha, beta):
+    """Draw `n` of the S rows without replacement with probability p_i = w_i / sum(w), where
+    w_i = (sum_t |A_it|) ** alpha, and return (rows, importance weights (S p_i) ** -beta divided by
+    their max). alpha = 0 is uniform sampling. NaN/inf priorities count as 0; a tiny relative floor
+    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly."""
+    S = advantages.shape[0]
+    priority = torch.nan_to_num(advantages.abs().sum(dim=1).pow(alpha), nan=0.0, posinf=0.0)
+    total = priority.sum()
+    if total > 0:
+        priority = priority + total * 1e-6 / S
+        prob = priority / priority.sum()
+    else:
+        prob = torch.full_like(priority, 1.0 / S)
+    rows = torch.multinomial(prob, n, replacement=False)
+    weight = (S * prob[rows]).pow(-beta)
+    return rows, weight / weight.max()
+# ---- end of prioritized replay -------------------------------------------------------------------
+
+
+# ---- the PPO loss --------------------------------------------------------------------------------
 
 def ppo_loss(cfg, action_space, logits, values, actions, old_logprobs, adv, old_values, returns):
     """Clipped policy loss + vf_coef * clipped value loss - ent_coef * entropy, on flat rows.
@@ -525,125 +362,59 @@ def explained_variance(y_pred, y_true):
     return float('nan') if var == 0 else (1 - (y_true - y_pred).var() / var).item()
 
 
-def save_checkpoint(path, payload):
-    """Write `payload` to `path` atomically: a crash leaves the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path):
-    """The checkpoint dict at `path` (a file, or a run folder: its newest checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.glob('checkpoint_*.pt'))
-        if not found:
-            raise CheckpointError(f'{path} holds no checkpoint_*.pt file')
-        path = found[-1]
-    if not path.exists():
-        raise CheckpointError(f'checkpoint {path} does not exist')
-    try:
-        payload = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # a truncated or foreign file fails in many ways: name it
-        raise CheckpointError(f'checkpoint {path} is corrupt or not a pufferlib checkpoint '
-                              f'({type(e).__name__}: {e})') from None
-    if not isinstance(payload, dict) or 'model' not in payload or 'trainer' not in payload:
-        raise CheckpointError(f'checkpoint {path} is not a pufferlib checkpoint '
-                              '(no model/trainer state)')
-    payload['path'] = str(path)
-    return payload
-
-
-def load_model(policy, state, path='checkpoint'):
-    """Load `state['model']` into `policy`, with an error naming what does not match."""
-    model = state['model']
-    own = policy.state_dict()
-    missing = sorted(set(own) - set(model))
-    unexpected = sorted(set(model) - set(own))
-    shapes = [f'{k}: checkpoint {tuple(model[k].shape)} vs policy {tuple(v.shape)}'
-              for k, v in own.items() if k in model and model[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        details = '; '.join(filter(None, [
-            f'missing {missing[:4]}' if missing else '',
-            f'unexpected {unexpected[:4]}' if unexpected else '', '; '.join(shapes[:4])]))
-        raise CheckpointError(f'{path} was saved for a different policy or env ({details}); '
-                              'use the same [policy] and [env] settings as the run that saved it')
-    policy.load_state_dict(model)
-
+# ---- the loop ------------------------------------------------------------------------------------
 
 def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoch=None):
     """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
-    a final checkpoint; the vector env is closed however the loop ends. `on_epoch(trainer,
+    a final checkpoint. `vecenv` stays open: whoever opened it closes it. `on_epoch(trainer,
     record)` is called after every epoch; a true result ends training. Returns the Trainer.
     Under torchrun every rank calls this; rank 0 alone writes the run folder (log, config,
-    checkpoints) and draws `dashboard` (pass None on the others)."""
-    cfg = config['train']
+    checkpoints) and draws `dashboard` (pass None on the others). `config` is checked against
+    the schema (config.validate) first."""
     try:
+        cfg = validate(config)['train']
         trainer = Trainer(cfg, vecenv, policy)
         writer = trainer.rank == 0
         if resume is not None:
-            payload = load_checkpoint(resume)
-            if payload.get('env_name') != env_name:
-                raise CheckpointError(f"{payload['path']} was saved by a "
-                                      f"{payload.get('env_name')!r} run, not {env_name!r}")
-            load_model(policy, payload, payload['path'])
-            trainer.load_state_dict(payload['trainer'], payload['path'])
-            run_dir = Path(payload['path']).parent
+            trainer.run_dir = checkpoint.resume(trainer, resume, env_name)
         elif writer:
-            run_id = f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
-            run_dir = Path(cfg['data_dir']) / run_id
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with open(run_dir / 'config.json', 'w') as f:
-                json.dump(config, f, indent=2)
+            trainer.run_dir = checkpoint.new_run_dir(cfg['data_dir'], env_name, config)
         else:
-            run_dir = None
-        trainer.run_dir = run_dir
-        loggers = make_loggers(cfg, config, run_dir) if writer else []
+            trainer.run_dir = None
+        loggers = checkpoint.make_loggers(cfg, config, trainer.run_dir) if writer else []
     except BaseException:
-        vecenv.close()
         if dashboard is not None:
             dashboard.close(None)
         raise
 
-    def checkpoint(gather=True):
-        state = trainer.state_dict(gather)   # every rank: it may gather the ranks' RNG states
-        if not writer:
-            return None
-        payload = {'env_name': env_name, 'config': config, 'model': policy.state_dict(),
-                   'trainer': state}
-        return save_checkpoint(run_dir / f'checkpoint_{trainer.epoch:06d}.pt', payload)
-
-    log = open(run_dir / 'log.jsonl', 'a') if writer else None
+    log = checkpoint.open_log(trainer.run_dir) if writer else None
     trainer.interrupted = False
     trainer.last_checkpoint = None
-    restore_signals = catch_stop_signals(trainer) if trainer.world_size > 1 else None
+    restore_signals = distributed.catch_stop_signals(trainer) if trainer.world_size > 1 else None
     try:
         while not trainer.done:
             trainer.rollout()
             trainer.update()
             record = trainer.epoch_summary()
             if writer:
-                log.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v)
-                                      else v for k, v in record.items()}) + '\n')
-                log.flush()
+                checkpoint.write_log(log, record)
             for logger in loggers:
                 logger(record, trainer.global_step)
             if dashboard is not None:
                 dashboard.update(trainer, record)
             if trainer.epoch % cfg['checkpoint_interval'] == 0:
-                trainer.last_checkpoint = checkpoint()
+                trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config)
             if trainer.stop_agreed:     # Ctrl-C under torchrun, agreed on by every rank
                 trainer.interrupted = True
                 break
-            if on_epoch is not None and agree(on_epoch(trainer, record), trainer.world_size):
+            if on_epoch is not None and distributed.agree(on_epoch(trainer, record),
+                                                          trainer.world_size):
                 break
-        trainer.last_checkpoint = checkpoint()
+        trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config)
     except KeyboardInterrupt:   # no collective here: the other ranks may be gone already
         trainer.interrupted = True
-        trainer.last_checkpoint = checkpoint(gather=False)
+        trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config, gather=False)
     finally:
         if restore_signals is not None:
             restore_signals()
@@ -651,54 +422,4 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             log.close()
         if dashboard is not None:
             dashboard.close(trainer)
-        vecenv.close()
     return trainer
-
-
-def agree(flag, world_size):
-    """True on every rank when `flag` is true on any rank."""
-    return any(all_gather(bool(flag), world_size))
-
-
-def catch_stop_signals(trainer):
-    """Under torchrun: a first SIGINT asks every rank to stop at the end of the current epoch
-    (the ranks agree in epoch_summary, rank 0 saves, all exit 130); a second one stops at once.
-    SIGTERM (torchrun stopping the ranks after another one failed) raises SystemExit so that the
-    vector env is closed. Returns a function restoring the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def on_sigint(signum, frame):
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-
-    def on_sigterm(signum, frame):
-        raise SystemExit(f'rank {trainer.rank}: stopped by SIGTERM (torchrun stops every rank '
-                         'when one fails)')
-
-    previous = {sig: signal.signal(sig, handler) for sig, handler in
-                ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_sigterm))}
-    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
-
-
-def make_loggers(cfg, config, run_dir):
-    """Weights & Biases and TensorBoard writers, when asked for (an error if not installed)."""
-    loggers = []
-    if cfg.get('wandb'):
-        try:
-            import wandb
-        except ImportError:
-            raise APIUsageError('train.wandb is set but wandb is not installed: pip install wandb') from None
-        wandb.init(project=cfg.get('wandb_project', 'pufferlib'), config=config, dir=str(run_dir))
-        loggers.append(lambda record, step: wandb.log(record, step=step))
-    if cfg.get('tensorboard'):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise APIUsageError('train.tensorboard is set but tensorboard is not installed: '
-                                'pip install tensorboard') from None
-        writer = SummaryWriter(str(run_dir))
-        loggers.append(lambda record, step: [writer.add_scalar(k, v, step) for k, v in record.items()
-                                             if isinstance(v, (int, float))])
-    return loggers

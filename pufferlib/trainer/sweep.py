@@ -90,11 +90,12 @@ def load_sweep(env_name, words, config_file=None):
     for key, text in sweep.items():
         if '.' not in key or text is None:
             continue
-        try:
-            cli.load(env_name, base + [f'--{key}=0'])   # is it a config key?
+        section, _, field = key.partition('.')
+        current = config.get(section, {}).get(field, 0)
+        try:   # is it a config key? (its current value passes the schema's check)
+            cli.load(env_name, base + [f'--{key}={current}'])
         except APIUsageError as e:
             raise APIUsageError(f'[sweep] {key}: {e}') from None
-        section, _, field = key.partition('.')
         space[key] = parse_range(key, text, config[section].get(field))
     if not space:
         raise APIUsageError('[sweep] has no parameter to search: add one, e.g. '
