@@ -2,339 +2,43 @@
 Gymnasium and PettingZoo consumers.
 
 In: `GymnasiumPufferEnv` and `PettingZooPufferEnv` flatten structured observations (Dict, Tuple,
-Discrete, MultiDiscrete, MultiBinary, nested) into one row of a Box through a NumPy structured dtype,
-and rebuild structured actions from a MultiDiscrete or Box row. `nativize` (and the torch version in
-`pufferlib.emulation_torch`) restores the nested structure from flat rows for a policy.
+Discrete, MultiDiscrete, MultiBinary, nested) into one row of a Box, and rebuild structured actions
+from a MultiDiscrete or Box row, with the layout of `pufferlib.spaces` (whose `nativize` restores the
+nested structure from flat rows for a policy).
 
 Out: `GymnasiumEnv` (one agent), `GymnasiumVectorEnv` and `PettingZooEnv` expose any PufferEnv, or any
 vector env from `pufferlib.vector.make`, to code that speaks those APIs.
-
-Flat layout: each leaf keeps its space's dtype (Box/MultiDiscrete/MultiBinary their `dtype`, Discrete
-its integer `dtype`), laid out in space order (Dict in key order) as an aligned structured dtype. When
-every leaf has the same dtype the row is a Box of that dtype with the leaves' own bounds; otherwise
-it is the row's raw bytes, a uint8 Box.
 """
 import contextlib
-import functools
+import importlib
 import inspect
 import math
+import warnings
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
+from gymnasium.spaces import Box, Discrete, Space
 from gymnasium.vector import AutoresetMode
 from pettingzoo.utils.env import AECEnv, ParallelEnv
 
 import pufferlib
-from pufferlib import APIUsageError, PufferEnv, check_actions
+from pufferlib import APIUsageError, PufferEnv, check_actions, spaces
 
 # Observations checked in full with `space.contains` after construction (always with check_space=True).
 CHECK_STEPS = 16
 
-
-# ---------------------------------------------------------------------------------------------------
-# Layout of structured spaces. Each function dispatches on the space type; containers recurse.
-
-@functools.singledispatch
-def struct_dtype(space):
-    """The NumPy (structured) dtype that holds one sample of `space`."""
-    raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation: use Box, Discrete, '
-                        'MultiDiscrete, MultiBinary, or Tuple/Dict of those')
-
-
-@struct_dtype.register(spaces.Box)
-@struct_dtype.register(spaces.MultiDiscrete)
-@struct_dtype.register(spaces.MultiBinary)
-def _(space):
-    return np.dtype((space.dtype, space.shape))
-
-
-@struct_dtype.register(spaces.Discrete)
-def _(space):
-    return np.dtype(space.dtype)
-
-
-@struct_dtype.register(spaces.Tuple)
-@struct_dtype.register(spaces.Dict)
-def _(space):
-    children = _children(space)
-    if not children:
-        raise APIUsageError(f'{space!r} is empty: there is nothing to observe or act on')
-    return np.dtype([(f'f{i}', struct_dtype(s)) for i, s in enumerate(children)], align=True)
-
-
-def _children(space):
-    return list(space.spaces.values()) if isinstance(space, spaces.Dict) else list(space.spaces)
-
-
-def _row_dtype(space):
-    """One flat row as a structured dtype with a single field 'x' holding the sample."""
-    return np.dtype([('x', struct_dtype(space))], align=True)
-
-
-@functools.singledispatch
-def _leaves(space):
-    return [space]
-
-
-@_leaves.register(spaces.Tuple)
-@_leaves.register(spaces.Dict)
-def _(space):
-    return [leaf for child in _children(space) for leaf in _leaves(child)]
-
-
-@functools.singledispatch
-def _bounds(space):
-    """(low, high) of a leaf as flat arrays."""
-    return space.low.ravel(), space.high.ravel()
-
-
-@_bounds.register(spaces.Discrete)
-def _(space):
-    return np.array([space.start]), np.array([space.start + space.n - 1])
-
-
-@_bounds.register(spaces.MultiDiscrete)
-def _(space):
-    return space.start.ravel(), (space.start + space.nvec - 1).ravel()
-
-
-@_bounds.register(spaces.MultiBinary)
-def _(space):
-    size = int(np.prod(space.shape))
-    return np.zeros(size, space.dtype), np.ones(size, space.dtype)
-
-
-def emulate_observation_space(space):
-    """(flat Box, row dtype): the Box a PufferEnv observes and the structured dtype of one row (None
-    when `space` is already a Box, which passes through unchanged)."""
-    if isinstance(space, spaces.Box):
-        return space, None
-    row = _row_dtype(space)
-    leaves = _leaves(space)
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
-    if len(dtypes) > 1:
-        return spaces.Box(0, 255, (row.itemsize,), np.uint8), row
-    dtype = dtypes.pop()
-    lows, highs = zip(*[_bounds(leaf) for leaf in leaves])
-    low, high = np.concatenate(lows).astype(dtype), np.concatenate(highs).astype(dtype)
-    assert low.size * dtype.itemsize == row.itemsize  # one dtype: an aligned struct has no padding
-    return spaces.Box(low, high, low.shape, dtype), row
-
-
-def nativize(flat, space):
-    """Rebuild the native structure of `space` from flat observation rows.
-
-    `flat` is one row `(n,)` or a batch `(..., n)` of the emulated observation dtype (last axis
-    contiguous). Returns the nested dict/tuple whose leaves are views of `flat` shaped
-    `(..., *leaf_shape)` with the leaf's dtype. A Box space returns `flat` itself."""
-    if isinstance(space, spaces.Box):
-        return flat
-    rows = flat.view(_row_dtype(space))[..., 0]['x']
-    return _unflatten(space, rows)
-
-
-@functools.singledispatch
-def _unflatten(space, arr):
-    return arr
-
-
-@_unflatten.register(spaces.Tuple)
-def _(space, arr):
-    return tuple(_unflatten(s, arr[f'f{i}']) for i, s in enumerate(space.spaces))
-
-
-@_unflatten.register(spaces.Dict)
-def _(space, arr):
-    return {k: _unflatten(s, arr[f'f{i}']) for i, (k, s) in enumerate(space.spaces.items())}
-
-
-def flatten(space, sample):
-    """One flat observation row of `sample`: the inverse of `nativize` (it allocates; the envs
-    write through writers built once instead)."""
-    box, _ = emulate_observation_space(space)
-    row = np.zeros(box.shape, box.dtype)
-    observation_writer(space, nativize(row, space))(sample)
-    return row
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writers: built once per env against views into its observation buffer, called every step. Each
-# checks type, shape and dtype in O(1) and never casts: a mismatch raises APIUsageError.
-
-def _describe(x):
-    if isinstance(x, np.ndarray):
-        return f'a {x.dtype} array of shape {x.shape}'
-    text = repr(x)
-    return f'{type(x).__name__} {text[:80]}{"..." if len(text) > 80 else ""}'
-
-
-def _mismatch(path, got, expected):
-    return APIUsageError(f'observation{path} is {_describe(got)}, expected {expected}')
-
-
-@functools.singledispatch
-def observation_writer(space, view, path=''):
-    """A function that writes one sample of `space` into `view` (the row itself for a Box, else
-    `nativize` of the row) after checking its type, shape and dtype."""
-    raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation')
-
-
-@observation_writer.register(spaces.Box)
-@observation_writer.register(spaces.MultiDiscrete)
-@observation_writer.register(spaces.MultiBinary)
-def _(space, view, path=''):
-    shape, dtype = space.shape, np.dtype(space.dtype)
-    expected = f'a {dtype} array of shape {shape} ({space})'
-
-    def write(x):
-        try:  # `is` first: NumPy reuses one dtype object per builtin type, and == is slower
-            ok = x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
-        except AttributeError:
-            ok = False
-        if not ok:
-            raise _mismatch(path, x, expected)
-        view[...] = x
-    return write
-
-
-@observation_writer.register(spaces.Discrete)
-def _(space, view, path=''):
-    expected = f'an integer ({space})'
-
-    def write(x):
-        if not isinstance(x, (int, np.integer)) and not (
-                isinstance(x, np.ndarray) and x.shape == () and x.dtype.kind in 'iub'):
-            raise _mismatch(path, x, expected)
-        try:
-            view[...] = x
-        except OverflowError:
-            raise _mismatch(path, x, expected) from None
-    return write
-
-
-@observation_writer.register(spaces.Tuple)
-def _(space, view, path=''):
-    writers = [observation_writer(s, view[i], f'{path}[{i}]') for i, s in enumerate(space.spaces)]
-    n = len(writers)
-
-    def write(x):
-        if not isinstance(x, (tuple, list)) or len(x) != n:
-            raise _mismatch(path, x, f'a tuple of {n} ({space})')
-        for w, v in zip(writers, x):
-            w(v)
-    return write
-
-
-@observation_writer.register(spaces.Dict)
-def _(space, view, path=''):
-    keys = list(space.spaces)
-    writers = [observation_writer(s, view[k], f'{path}[{k!r}]') for k, s in space.spaces.items()]
-
-    def write(x):
-        try:
-            values = [x[k] for k in keys]
-        except (KeyError, TypeError, IndexError):
-            raise _mismatch(path, x, f'a dict with keys {keys}') from None
-        for w, v in zip(writers, values):
-            w(v)
-    return write
-
-
-# ---------------------------------------------------------------------------------------------------
-# Actions: Discrete, MultiDiscrete and Box pass through; MultiBinary and Tuple/Dict of discrete spaces
-# become one MultiDiscrete, Tuple/Dict of Boxes of one dtype one Box. A reader rebuilds the native
-# action from one row of the action buffer.
-
-@functools.singledispatch
-def _action_leaf(space, off):
-    """(reader of the leaf at flat offset `off`, its flat size, 'discrete' or 'box')."""
-    raise _unsupported_action(space)
-
-
-def _unsupported_action(space):
-    return APIUsageError(f'action space {space!r} is not supported: use Discrete, MultiDiscrete, '
-                         'MultiBinary, Box, or Tuple/Dict of discrete spaces or of Boxes of one dtype')
-
-
-@_action_leaf.register(spaces.Discrete)
-def _(space, off):
-    cast = space.dtype.type
-    return (lambda row: cast(row[off])), 1, 'discrete'
-
-
-@_action_leaf.register(spaces.MultiDiscrete)
-@_action_leaf.register(spaces.MultiBinary)
-@_action_leaf.register(spaces.Box)
-def _(space, off):
-    shape, dtype = space.shape, space.dtype
-    size = int(np.prod(shape))
-    kind = 'box' if isinstance(space, spaces.Box) else 'discrete'
-    return (lambda row: row[off:off + size].astype(dtype).reshape(shape)), size, kind
-
-
-@_action_leaf.register(spaces.Tuple)
-@_action_leaf.register(spaces.Dict)
-def _(space, off):
-    readers, kinds, start = [], set(), off
-    for child in _children(space):
-        reader, size, kind = _action_leaf(child, off)
-        readers.append(reader)
-        kinds.add(kind)
-        off += size
-    if not readers:
-        raise APIUsageError(f'action space {space!r} is empty')
-    if len(kinds) > 1:
-        raise APIUsageError(f'action space {space!r} mixes discrete and continuous actions, which '
-                            'one action buffer cannot hold: split them, or make them all Box')
-    if isinstance(space, spaces.Dict):
-        keys = list(space.spaces)
-        return (lambda row: {k: r(row) for k, r in zip(keys, readers)}), off - start, kinds.pop()
-    return (lambda row: tuple(r(row) for r in readers)), off - start, kinds.pop()
-
-
-@functools.singledispatch
-def emulate_action_space(space):
-    """(flat space, reader): the action space a PufferEnv exposes and a function that turns one row
-    of its action buffer into an action of `space`."""
-    raise _unsupported_action(space)
-
-
-@emulate_action_space.register(spaces.Discrete)
-def _(space):
-    return space, int
-
-
-@emulate_action_space.register(spaces.MultiDiscrete)
-def _(space):
-    return space, lambda row: row.astype(space.dtype)
-
-
-@emulate_action_space.register(spaces.Box)
-def _(space):
-    return space, lambda row: row.copy()
-
-
-@emulate_action_space.register(spaces.MultiBinary)
-def _(space):
-    return spaces.MultiDiscrete(np.full(space.shape, 2)), lambda row: row.astype(space.dtype)
-
-
-@emulate_action_space.register(spaces.Tuple)
-@emulate_action_space.register(spaces.Dict)
-def _(space):
-    reader, _, kind = _action_leaf(space, 0)
-    leaves = _leaves(space)
-    lows, highs = zip(*[_bounds(leaf) for leaf in leaves])
-    low, high = np.concatenate(lows), np.concatenate(highs)
-    if kind == 'discrete':
-        return spaces.MultiDiscrete(high - low + 1, start=low), reader
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
-    if len(dtypes) > 1:
-        raise APIUsageError(f'action space {space!r} mixes Box dtypes {sorted(map(str, dtypes))}: '
-                            'one action buffer holds one dtype')
-    dtype = dtypes.pop()
-    return spaces.Box(low.astype(dtype), high.astype(dtype), low.shape, dtype), reader
+# Names that lived here before they moved to pufferlib.spaces (importable from here for one release).
+MOVED = {name: 'pufferlib.spaces' for name in (
+    'struct_dtype', 'emulate_observation_space', 'emulate_action_space', 'nativize', 'flatten',
+    'observation_writer')}
+
+
+def __getattr__(name):
+    if name not in MOVED:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    warnings.warn(f'pufferlib.emulation.{name} moved to {MOVED[name]}.{name}', DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(MOVED[name]), name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -428,8 +132,8 @@ class _Emulated(PufferEnv):
     """Shared parts of the Gymnasium and PettingZoo emulation."""
 
     def _setup(self, obs_space, act_space, buf, seed, report_interval, check_space):
-        self.single_observation_space, self.obs_dtype = emulate_observation_space(obs_space)
-        self.single_action_space, self._read_action = emulate_action_space(act_space)
+        self.single_observation_space, self.obs_dtype = spaces.emulate_observation_space(obs_space)
+        self.single_action_space, self._read_action = spaces.emulate_action_space(act_space)
         self.emulated = {'observation_space': obs_space, 'observation_dtype': self.obs_dtype,
                          'action_space': act_space}
         self._native_obs_space = obs_space
@@ -452,7 +156,7 @@ class _Emulated(PufferEnv):
 
     def _writers(self, rows):
         space = self._native_obs_space
-        return [observation_writer(space, nativize(row, space)) for row in rows]
+        return [spaces.observation_writer(space, spaces.nativize(row, space)) for row in rows]
 
     def _seed_arg(self, seed):
         """The constructor's seed on the first reset; never an explicit seed=None."""
@@ -517,7 +221,7 @@ class GymnasiumPufferEnv(_Emulated):
         with _closed_on_error(self.env):
             obs_space = getattr(self.env, 'observation_space', None)
             act_space = getattr(self.env, 'action_space', None)
-            if not isinstance(obs_space, spaces.Space) or not isinstance(act_space, spaces.Space):
+            if not isinstance(obs_space, Space) or not isinstance(act_space, Space):
                 hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
                         if callable(obs_space) else '')
                 raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
@@ -527,7 +231,7 @@ class GymnasiumPufferEnv(_Emulated):
             self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
             self._write, = self._writers(self.observations)
             self._write_final, = self._writers(self.final_observations)
-            if isinstance(act_space, spaces.Discrete):
+            if isinstance(act_space, Discrete):
                 self._action = self.actions.item  # a Python int, the cheapest action to build
             else:
                 read, row = self._read_action, self.actions[0]
@@ -895,7 +599,7 @@ class PettingZooEnv(ParallelEnv):
                          'name': f'puffer_{type(env).__name__}'}
         space = self._act_space
         self._idle = np.zeros((n, *space.shape), pufferlib.action_dtype(space))
-        self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, spaces.Box)
+        self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, Box)
                          else space.start)
         self._actions = self._idle.copy()
         self.agents = []
