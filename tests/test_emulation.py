@@ -283,19 +283,25 @@ def test_pettingzoo_env_into_gymnasium_is_named():
 
 
 def test_import_does_not_import_torch():
-    code = 'import sys, pufferlib.spaces, pufferlib.emulation; print("torch" in sys.modules)'
+    code = ('import sys, pufferlib.spaces, pufferlib.emulation, pufferlib.adapters; '
+            'print("torch" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'False'
 
 
 def test_moved_names_still_import_with_a_warning():
-    """The layout moved to pufferlib.spaces (and its torch twin to pufferlib.spaces_torch): the old
-    paths give the same objects for one release, with a DeprecationWarning naming the new home."""
+    """The layout moved to pufferlib.spaces (its torch twin to pufferlib.spaces_torch), the adapters
+    to pufferlib.adapters: the old paths give the same objects for one release, with a
+    DeprecationWarning naming the new home."""
     for name in ('nativize', 'flatten', 'struct_dtype', 'emulate_observation_space',
                  'emulate_action_space', 'observation_writer'):
         with pytest.warns(DeprecationWarning, match=rf'pufferlib.emulation.{name} moved to '
                                                     rf'pufferlib.spaces.{name}'):
             assert getattr(E, name) is getattr(S, name)
+    from pufferlib import adapters
+    for name in ('GymnasiumEnv', 'GymnasiumVectorEnv', 'PettingZooEnv'):
+        with pytest.warns(DeprecationWarning, match=rf'moved to pufferlib.adapters.{name}'):
+            assert getattr(E, name) is getattr(adapters, name)
     with pytest.raises(AttributeError, match="has no attribute 'nativise'"):
         E.nativise
     pytest.importorskip('torch')
