@@ -4,6 +4,9 @@
 base class allocates (or adopts) the arrays the env writes into in place. The buffer helpers it uses
 live in `pufferlib.spaces` and are re-exported here.
 """
+import importlib
+import warnings
+
 import gymnasium
 import numpy as np
 
@@ -16,6 +19,19 @@ __version__ = '0.1.0'
 __all__ = ['PufferEnv', 'APIUsageError', 'ClosedError', 'EnvDataError', 'EnvTimeoutError',
            'EnvWorkerError', 'adopt_buffer', 'buffer_specs', 'joint_space', 'check_actions',
            'check_action_values']
+
+
+def moved_names(module, moved):
+    """A module `__getattr__` for names that moved to other modules (`moved`: {name: new module}):
+    they stay importable from `module` for one release, each access with a DeprecationWarning that
+    names the new home."""
+    def __getattr__(name):
+        if name not in moved:
+            raise AttributeError(f'module {module!r} has no attribute {name!r}')
+        warnings.warn(f'{module}.{name} moved to {moved[name]}.{name}', DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(moved[name]), name)
+    return __getattr__
 
 
 class PufferEnv:
@@ -72,6 +88,14 @@ class PufferEnv:
 
     def close(self):
         pass
+
+    # `with env:` closes the env on exit; an exception raised in the block propagates. The vector
+    # backends and the adapters take these two methods too.
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     # The vector env API, so that a PufferEnv holding many sub-envs is its own vector env.
     @property

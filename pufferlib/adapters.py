@@ -11,6 +11,7 @@ from gymnasium.spaces import Box
 from gymnasium.vector import AutoresetMode
 from pettingzoo.utils.env import ParallelEnv
 
+from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError
 from pufferlib.spaces import action_dtype, check_actions
 
@@ -105,6 +106,7 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
     statistics, not per sub-env data) are returned as a list under `infos['puffer']` on steps that
     report. With `copy=True` (default) the returned arrays are copies, as Gymnasium's vector envs
     return; with `copy=False` they are the env's buffers, overwritten by the next step."""
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, env, copy=True):
         _check_puffer(env, 'GymnasiumVectorEnv')
@@ -161,6 +163,7 @@ class PettingZooEnv(ParallelEnv):
     valid action. When every row ended in the same step, the PufferEnv has already begun the next
     episode, and `reset()` without a seed returns it instead of resetting again. PufferEnv info
     dicts (episode statistics) are merged into every agent's info."""
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, env):
         _check_puffer(env, 'PettingZooEnv')

@@ -7,16 +7,14 @@ nested structure from flat rows for a policy). The other direction, any PufferEn
 and PettingZoo consumers, is `pufferlib.adapters`.
 """
 import contextlib
-import importlib
 import inspect
 import math
-import warnings
 
 import numpy as np
 from gymnasium.spaces import Discrete, Space
 from pettingzoo.utils.env import AECEnv
 
-from pufferlib import APIUsageError, PufferEnv, adopt_buffer, check_actions, spaces
+from pufferlib import APIUsageError, PufferEnv, adopt_buffer, check_actions, moved_names, spaces
 
 # Observations checked in full with `space.contains` after construction (always with check_space=True).
 CHECK_STEPS = 16
@@ -26,14 +24,7 @@ MOVED = {**{name: 'pufferlib.spaces' for name in (
     'struct_dtype', 'emulate_observation_space', 'emulate_action_space', 'nativize', 'flatten',
     'observation_writer')},
     **{name: 'pufferlib.adapters' for name in ('GymnasiumEnv', 'GymnasiumVectorEnv', 'PettingZooEnv')}}
-
-
-def __getattr__(name):
-    if name not in MOVED:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    warnings.warn(f'pufferlib.emulation.{name} moved to {MOVED[name]}.{name}', DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(MOVED[name]), name)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 # ---------------------------------------------------------------------------------------------------

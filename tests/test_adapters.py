@@ -18,6 +18,7 @@ from pufferlib import APIUsageError, PufferEnv
 from pufferlib import adapters as A
 from pufferlib import emulation as E
 from pufferlib.examples import Match, MatchGym
+from tests.helpers import pz, time_aware_cartpole
 
 with warnings.catch_warnings():  # pettingzoo.test imports envs through PettingZoo's deprecated API
     warnings.simplefilter('ignore', DeprecationWarning)
@@ -39,10 +40,6 @@ def checked(fn, *args, **kwargs):
 def squared(num_envs):
     from pufferlib.ocean.squared.squared import Squared
     return Squared(num_envs=num_envs)
-
-
-def time_aware_cartpole():
-    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
 
 
 GYM_SINGLE = {
@@ -195,10 +192,6 @@ def test_vector_env_rejects_async_batches():
 
 # ------------------------------------------------------------------------------------------------
 # PettingZoo ParallelEnv
-
-def pz(name, kind='parallel'):
-    return pettingzoo.make(kind, name)
-
 
 PARALLEL = {
     'numpy Match x3': lambda: Match(num_envs=3, episode_length=6),

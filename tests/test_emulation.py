@@ -14,9 +14,10 @@ from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pufferlib import APIUsageError, PufferEnv
+from pufferlib import APIUsageError
 from pufferlib import emulation as E
 from pufferlib import spaces as S
+from tests.helpers import pz, time_aware_cartpole
 
 
 # ------------------------------------------------------------------------------------------------
@@ -40,11 +41,6 @@ def assert_same(got, want, path='obs'):
         else:
             assert got.dtype == want.dtype, (path, got.dtype, want.dtype)
             assert np.array_equal(got, want), (path, got, want)
-
-
-def time_aware_cartpole():
-    """A Dict observation of mixed dtypes (float32 obs, int32 time) from gymnasium's own wrappers."""
-    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
 
 
 ENVS = {
@@ -238,9 +234,15 @@ def test_is_a_pufferenv_with_adopted_buffers():
     buf = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
     buf['final_observations'] = np.zeros((1, 4), np.float32)
     env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=buf)
-    assert isinstance(env, PufferEnv)
     for name, arr in buf.items():
         assert getattr(env, name) is arr
+    # What PufferEnv gives it: the joint spaces, agent ids, and the vector API over those buffers.
+    assert env.observation_space == pufferlib.joint_space(env.single_observation_space, 1)
+    assert env.action_space == spaces.MultiDiscrete([2]) and env.agent_ids.tolist() == [0]
+    env.async_reset(3)
+    obs, rewards, terminals, truncations, infos, ids, masks = env.recv()
+    assert obs is buf['observations'] and masks is buf['masks'] and masks.all() and infos == []
+    assert np.array_equal(obs[0], gym.make('CartPole-v1').reset(seed=3)[0])
     env.reset()
     while not buf['terminals'][0]:
         env.step(np.array([1]))
@@ -559,10 +561,6 @@ def test_action_round_trip(space, seed):
 
 # ------------------------------------------------------------------------------------------------
 # PettingZoo (envs made through PettingZoo's registry; the butterfly ones need pygame-ce and pymunk)
-
-def pz(name, kind='parallel'):
-    return pettingzoo.make(kind, name)
-
 
 def pz_reference(make, seed, actions_per_step):
     env = make()

@@ -17,10 +17,9 @@ The protocol every backend follows (call order, buffers, checks, the env objects
 Serial, a Multiprocessing worker and a Ray actor step, errors) is `pufferlib.vector.protocol`; the
 backends are in `local` (Native, Serial), `processes` (Multiprocessing) and `ray`. See docs/vector.md.
 """
-import importlib
 import os
-import warnings
 
+from pufferlib import moved_names
 from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvTimeoutError,
                                   EnvWorkerError)
 from pufferlib.vector.local import Native, Serial
@@ -43,14 +42,7 @@ START_METHODS = (None, 'fork', 'spawn', 'forkserver')
 MOVED = {**{name: 'pufferlib.vector.protocol' for name in (
     'vector_specs', 'allocate', 'check_adopted', 'checked_actions', 'check_infos', 'check_finite',
     'set_spaces', 'begin', 'fail', 'reset', 'step')}, 'local_recv': 'pufferlib.vector.local'}
-
-
-def __getattr__(name):
-    if name not in MOVED:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    warnings.warn(f'pufferlib.vector.{name} moved to {MOVED[name]}.{name}', DeprecationWarning,
-                  stacklevel=2)
-    return getattr(importlib.import_module(MOVED[name]), name)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 # ---- make ------------------------------------------------------------------------------------

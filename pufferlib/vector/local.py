@@ -2,7 +2,7 @@
 Serial (several env objects in this process, each on its rows of one set of buffers)."""
 import numpy as np
 
-from pufferlib import BUFFER_NAMES
+from pufferlib import BUFFER_NAMES, PufferEnv
 from pufferlib.exceptions import APIUsageError
 from pufferlib.vector.protocol import (EnvRows, State, allocate, begin, check_finite, check_infos,
                                        checked_actions, close_quietly, create_env, error_report,
@@ -31,6 +31,7 @@ class Native:
     """One PufferEnv object as the vector env: `env` (also `driver_env`) holds all the sub-envs and
     steps them itself. This class only adds the vector API's checks around it."""
     reset, step, recv = reset, step, local_recv
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creator, args, kwargs, seed=0, check_actions=False, check_finite=False):
         self.num_envs, self.num_workers = 1, 1
@@ -76,6 +77,7 @@ class Serial:
     """Env objects in this process, each on its slice of one set of buffers, stepped in a loop.
     `envs[k]` is env object k; `driver_env` is envs[0]."""
     reset, step, recv = reset, step, local_recv
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creators, args, kwargs, num_envs, seed=0, check_actions=False,
                  check_finite=False):

@@ -24,6 +24,7 @@ from multiprocessing import connection
 
 import numpy as np
 
+from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
 from pufferlib.vector.protocol import (EnvRows, State, begin, checked_actions, close_quietly, deliver,
@@ -73,6 +74,7 @@ class Multiprocessing:
     workers with zero_copy=True, any workers gathered by copy otherwise); send() acts on the workers
     of the last batch received. Make it with pufferlib.vector.make, which checks the arguments."""
     reset, step = reset, step
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, start_method=None):

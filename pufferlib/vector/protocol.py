@@ -77,15 +77,6 @@ def step(vec, actions):
     return obs, rewards, terminals, truncations, infos
 
 
-def enter(vec):
-    return vec
-
-
-def close_on_exit(vec, *exc_info):
-    """`with` closes the vector env on exit; an exception raised in the block propagates."""
-    vec.close()
-
-
 # ---- buffers and checks ----------------------------------------------------------------------
 
 def vector_specs(driver, num_agents):

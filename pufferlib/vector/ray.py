@@ -23,6 +23,7 @@ import weakref
 
 import numpy as np
 
+from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector.protocol import (EnvRows, State, allocate, begin, checked_actions,
                                        close_quietly, deliver, envs_text, fail, gathered_batch,
@@ -118,6 +119,7 @@ class Ray:
     last batch received. `actors[w]` is worker w's actor handle, `worker_pids[w]` its process id.
     Make it with pufferlib.vector.make, which checks the arguments (and that ray is installed)."""
     reset, step = reset, step
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, ray_address=None, cpus=1.0):
