@@ -4,10 +4,10 @@ import numpy as np
 
 from pufferlib import BUFFER_NAMES, PufferEnv
 from pufferlib.exceptions import APIUsageError
-from pufferlib.vector.protocol import (EnvRows, State, allocate, begin, check_finite, check_infos,
-                                       checked_actions, close_quietly, create_env, error_report,
-                                       fail, report_error, reset, set_spaces, spaces_of, step,
-                                       vector_specs)
+from pufferlib.vector.protocol import (CLOSED, NEW, PENDING, READY, RESET, EnvRows, allocate, begin,
+                                       check_finite, check_infos, checked_actions, close_quietly,
+                                       create_env, error_report, fail, report_error, reset,
+                                       set_spaces, spaces_of, step, vector_specs)
 
 
 def local_recv(vec, timeout=None):
@@ -15,7 +15,7 @@ def local_recv(vec, timeout=None):
     begin(vec, 'recv')
     if vec._check_finite:
         check_finite(vec, vec.observations, vec.rewards, vec.agent_ids, lambda row: vec._steps)
-    vec._state = State.READY
+    vec._state = READY
     return (vec.observations, vec.rewards, vec.terminals, vec.truncations, vec._infos,
             vec.agent_ids, vec.masks)
 
@@ -41,7 +41,7 @@ class Native:
             if hasattr(self.env, name):    # final_observations: only envs that record them
                 setattr(self, name, getattr(self.env, name))
         self._check_values, self._check_finite = check_actions, check_finite
-        self._state, self._error, self._infos, self._steps = State.NEW, None, [], 0
+        self._state, self._error, self._infos, self._steps = NEW, None, [], 0
 
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
@@ -49,7 +49,7 @@ class Native:
             self._infos = check_infos(self.env.reset(seed)[1])
         except Exception as e:
             raise env_failure(self, error_report(e, 0, 'in reset()')) from e
-        self._state, self._steps = State.RESET, 0
+        self._state, self._steps = RESET, 0
 
     def send(self, actions):
         begin(self, 'send')
@@ -61,15 +61,15 @@ class Native:
             self._infos = check_infos(env.step(env.actions)[4])
         except Exception as e:
             raise env_failure(self, error_report(e, 0, 'in step()')) from e
-        self._state = State.PENDING
+        self._state = PENDING
         self._steps += 1
 
     def render(self):
         return self.env.render()
 
     def close(self):
-        if self._state is not State.CLOSED:
-            self._state = State.CLOSED
+        if self._state is not CLOSED:
+            self._state = CLOSED
             self.env.close()
 
 
@@ -101,7 +101,7 @@ class Serial:
             setattr(self, name, arr)
         self.agent_ids = np.arange(self.num_agents)
         self._check_values, self._check_finite = check_actions, check_finite
-        self._state, self._error, self._infos, self._steps = State.NEW, None, [], 0
+        self._state, self._error, self._infos, self._steps = NEW, None, [], 0
 
     def async_reset(self, seed=None):
         begin(self, 'async_reset')
@@ -109,7 +109,7 @@ class Serial:
             self._infos = self._rows.reset(seed)
         except Exception as e:
             raise env_failure(self, self._rows.report(e, 'in reset()')) from e
-        self._state, self._steps = State.RESET, 0
+        self._state, self._steps = RESET, 0
 
     def send(self, actions):
         begin(self, 'send')
@@ -120,14 +120,14 @@ class Serial:
             self._infos = self._rows.step()
         except Exception as e:
             raise env_failure(self, self._rows.report(e, 'in step()')) from e
-        self._state = State.PENDING
+        self._state = PENDING
         self._steps += 1
 
     def render(self):
         return self.envs[0].render()
 
     def close(self):
-        if self._state is State.CLOSED:
+        if self._state is CLOSED:
             return
-        self._state = State.CLOSED
+        self._state = CLOSED
         self._rows.close()

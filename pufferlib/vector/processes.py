@@ -27,9 +27,9 @@ import numpy as np
 from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
-from pufferlib.vector.protocol import (EnvRows, State, begin, checked_actions, close_quietly, deliver,
-                                       envs_text, fail, gathered_batch, plan_pool, report_error,
-                                       reset, spaces_of, step, vector_specs)
+from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, begin, checked_actions,
+                                       close_quietly, deliver, envs_text, fail, gathered_batch,
+                                       plan_pool, report_error, reset, spaces_of, step, vector_specs)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
@@ -171,7 +171,7 @@ class Multiprocessing:
                 raise
         self._ctl.command(0, self.num_workers, _sync.RESET)
         self._worker_steps[:] = 0
-        self._next_block, self._state = 0, State.RESET
+        self._next_block, self._state = 0, RESET
 
     def send(self, actions):
         begin(self, 'send')
@@ -191,7 +191,7 @@ class Multiprocessing:
             for w in chosen:
                 self._ctl.command(w, w + 1, _sync.STEP)
             self._worker_steps[chosen] += 1
-        self._state = State.PENDING
+        self._state = PENDING
 
     def recv(self, timeout=None):
         begin(self, 'recv')
@@ -218,9 +218,9 @@ class Multiprocessing:
     def close(self):
         """Idempotent. Asks every worker to close its envs and exit, terminates (then kills) any
         that has not after CLOSE_GRACE_S, and joins them all."""
-        if self._state is State.CLOSED:
+        if self._state is CLOSED:
             return
-        self._state = State.CLOSED
+        self._state = CLOSED
         self._finalizer()
         self.driver_env.close()
 

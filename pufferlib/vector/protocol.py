@@ -33,17 +33,21 @@ class State(enum.Enum):
     CLOSED = 'closed'
 
 
+# The members as module names for the per-call paths: on Python 3.11, reading State.READY goes
+# through a Python-level descriptor (about 0.2 us, ten times a global), several times per send/recv.
+NEW, RESET, PENDING, READY, CLOSED = State
+
 SEND_OUT_OF_ORDER = {
-    State.NEW: 'send() needs a batch: call reset() or async_reset() + recv() first',
-    State.RESET: 'send() after async_reset(): call recv() first to get the batch',
-    State.PENDING: 'send() twice: call recv() before send() again',
+    NEW: 'send() needs a batch: call reset() or async_reset() + recv() first',
+    RESET: 'send() after async_reset(): call recv() first to get the batch',
+    PENDING: 'send() twice: call recv() before send() again',
 }
 
 
 def begin(vec, call):
     """Check that `call` ('async_reset', 'send' or 'recv') may come now."""
     state = vec._state
-    if state is State.CLOSED:
+    if state is CLOSED:
         raise ClosedError(f'{type(vec).__name__}.{call}() after close(): make a new vector env')
     error = vec._error
     if error is not None:
@@ -51,11 +55,11 @@ def begin(vec, call):
                              f'a new one. The error was: {error}', worker=getattr(error, 'worker', None),
                              envs=getattr(error, 'envs', ()), exitcode=getattr(error, 'exitcode', None),
                              remote_traceback=getattr(error, 'remote_traceback', ''))
-    if call == 'send' and state is not State.READY:
+    if call == 'send' and state is not READY:
         raise APIUsageError(SEND_OUT_OF_ORDER[state])
-    if call == 'recv' and state is not State.RESET and state is not State.PENDING:
+    if call == 'recv' and state is not RESET and state is not PENDING:
         raise APIUsageError('recv() before any reset: call reset() or async_reset() first'
-                            if state is State.NEW else
+                            if state is NEW else
                             'recv() twice: call send(actions) before recv() again')
 
 
@@ -261,16 +265,14 @@ class EnvRows:
         """Reset env `index` with seed + index * agents_per_env (seed None: no reseeding); returns
         the envs' infos in one list."""
         infos, ape = [], self.agents_per_env
-        for k, env in enumerate(self.envs):
-            index = self.index = self.first + k
-            infos += check_infos(env.reset(None if seed is None else seed + index * ape)[1])
+        for self.index, env in enumerate(self.envs, self.first):
+            infos += check_infos(env.reset(None if seed is None else seed + self.index * ape)[1])
         return infos
 
     def step(self):
         """Step every env on the actions in its rows; returns the envs' infos in one list."""
         infos = []
-        for k, env in enumerate(self.envs):
-            self.index = self.first + k
+        for self.index, env in enumerate(self.envs, self.first):
             infos += check_infos(env.step(env.actions)[4])
         return infos
 
@@ -357,7 +359,7 @@ def plan_pool(vec, creators, args, kwargs, num_envs, num_workers, batch_size, ze
     vec.workers_per_batch = batch_size // vec.envs_per_worker
     vec.zero_copy = zero_copy or vec.workers_per_batch == num_workers
     vec._check_values, vec._check_finite = check_actions, check_finite
-    vec._state, vec._error = State.NEW, None
+    vec._state, vec._error = NEW, None
     vec._worker_steps = np.zeros(num_workers, np.int64)
     driver = create_env(creators[0], args[0], kwargs[0], seed)
     set_spaces(vec, driver, batch_size * driver.num_agents)
@@ -383,5 +385,5 @@ def deliver(vec, batch, infos):
         steps = vec._worker_steps
         apw = vec.agents_per_worker
         check_finite(vec, obs, rewards, ids, lambda row: int(steps[ids[row] // apw]))
-    vec._state = State.READY
+    vec._state = READY
     return obs, rewards, terminals, truncations, infos, ids, masks

@@ -25,9 +25,10 @@ import numpy as np
 
 from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector.protocol import (EnvRows, State, allocate, begin, checked_actions,
-                                       close_quietly, deliver, envs_text, fail, gathered_batch,
-                                       plan_pool, report_error, reset, spaces_of, step, vector_specs)
+from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, allocate, begin,
+                                       checked_actions, close_quietly, deliver, envs_text, fail,
+                                       gathered_batch, plan_pool, report_error, reset, spaces_of,
+                                       step, vector_specs)
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
 DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
@@ -194,7 +195,7 @@ class Ray:
         for w in range(self.num_workers):
             self._submit(w, self.actors[w].reset.remote(seed))
         self._worker_steps[:] = 0
-        self._next_block, self._state = 0, State.RESET
+        self._next_block, self._state = 0, RESET
 
     def send(self, actions):
         begin(self, 'send')
@@ -204,7 +205,7 @@ class Ray:
         for w in chosen:
             self._submit(w, self.actors[w].step.remote(by_worker[w]))
         self._worker_steps[chosen] += 1
-        self._state = State.PENDING
+        self._state = PENDING
 
     def recv(self, timeout=None):
         begin(self, 'recv')
@@ -234,9 +235,9 @@ class Ray:
         """Idempotent. Asks every actor to close its envs, gives them CLOSE_GRACE_S, kills them all
         with ray.kill and waits (up to DEATH_WAIT_S) until Ray reports them dead; then shuts down
         the local Ray instance if this was the last vector env on it."""
-        if self._state is State.CLOSED:
+        if self._state is CLOSED:
             return
-        self._state = State.CLOSED
+        self._state = CLOSED
         self._pending.clear()
         if hasattr(self, '_finalizer'):
             self._finalizer.detach()
