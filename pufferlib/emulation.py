@@ -1,340 +1,30 @@
-"""Emulation: any Gymnasium or PettingZoo env in, a PufferEnv out; and any PufferEnv out again to
-Gymnasium and PettingZoo consumers.
+"""Emulation: any Gymnasium or PettingZoo env in, a PufferEnv out.
 
-In: `GymnasiumPufferEnv` and `PettingZooPufferEnv` flatten structured observations (Dict, Tuple,
-Discrete, MultiDiscrete, MultiBinary, nested) into one row of a Box through a NumPy structured dtype,
-and rebuild structured actions from a MultiDiscrete or Box row. `nativize` (and the torch version in
-`pufferlib.emulation_torch`) restores the nested structure from flat rows for a policy.
-
-Out: `GymnasiumEnv` (one agent), `GymnasiumVectorEnv` and `PettingZooEnv` expose any PufferEnv, or any
-vector env from `pufferlib.vector.make`, to code that speaks those APIs.
-
-Flat layout: each leaf keeps its space's dtype (Box/MultiDiscrete/MultiBinary their `dtype`, Discrete
-its integer `dtype`), laid out in space order (Dict in key order) as an aligned structured dtype. When
-every leaf has the same dtype the row is a Box of that dtype with the leaves' own bounds; otherwise
-it is the row's raw bytes, a uint8 Box.
+`GymnasiumPufferEnv` and `PettingZooPufferEnv` flatten structured observations (Dict, Tuple,
+Discrete, MultiDiscrete, MultiBinary, nested) into one row of a Box, and rebuild structured actions
+from a MultiDiscrete or Box row, with the layout of `pufferlib.spaces` (whose `nativize` restores the
+nested structure from flat rows for a policy). The other direction, any PufferEnv out to Gymnasium
+and PettingZoo consumers, is `pufferlib.adapters`.
 """
 import contextlib
-import functools
 import inspect
 import math
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
-from gymnasium.vector import AutoresetMode
-from pettingzoo.utils.env import AECEnv, ParallelEnv
+from gymnasium.spaces import Discrete, Space
+from pettingzoo.utils.env import AECEnv
 
-import pufferlib
-from pufferlib import APIUsageError, PufferEnv, check_actions
+from pufferlib import APIUsageError, PufferEnv, adopt_buffer, check_actions, moved_names, spaces
 
 # Observations checked in full with `space.contains` after construction (always with check_space=True).
 CHECK_STEPS = 16
 
-
-# ---------------------------------------------------------------------------------------------------
-# Layout of structured spaces. Each function dispatches on the space type; containers recurse.
-
-@functools.singledispatch
-def struct_dtype(space):
-    """The NumPy (structured) dtype that holds one sample of `space`."""
-    raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation: use Box, Discrete, '
-                        'MultiDiscrete, MultiBinary, or Tuple/Dict of those')
-
-
-@struct_dtype.register(spaces.Box)
-@struct_dtype.register(spaces.MultiDiscrete)
-@struct_dtype.register(spaces.MultiBinary)
-def _(space):
-    return np.dtype((space.dtype, space.shape))
-
-
-@struct_dtype.register(spaces.Discrete)
-def _(space):
-    return np.dtype(space.dtype)
-
-
-@struct_dtype.register(spaces.Tuple)
-@struct_dtype.register(spaces.Dict)
-def _(space):
-    children = _children(space)
-    if not children:
-        raise APIUsageError(f'{space!r} is empty: there is nothing to observe or act on')
-    return np.dtype([(f'f{i}', struct_dtype(s)) for i, s in enumerate(children)], align=True)
-
-
-def _children(space):
-    return list(space.spaces.values()) if isinstance(space, spaces.Dict) else list(space.spaces)
-
-
-def _row_dtype(space):
-    """One flat row as a structured dtype with a single field 'x' holding the sample."""
-    return np.dtype([('x', struct_dtype(space))], align=True)
-
-
-@functools.singledispatch
-def _leaves(space):
-    return [space]
-
-
-@_leaves.register(spaces.Tuple)
-@_leaves.register(spaces.Dict)
-def _(space):
-    return [leaf for child in _children(space) for leaf in _leaves(child)]
-
-
-@functools.singledispatch
-def _bounds(space):
-    """(low, high) of a leaf as flat arrays."""
-    return space.low.ravel(), space.high.ravel()
-
-
-@_bounds.register(spaces.Discrete)
-def _(space):
-    return np.array([space.start]), np.array([space.start + space.n - 1])
-
-
-@_bounds.register(spaces.MultiDiscrete)
-def _(space):
-    return space.start.ravel(), (space.start + space.nvec - 1).ravel()
-
-
-@_bounds.register(spaces.MultiBinary)
-def _(space):
-    size = int(np.prod(space.shape))
-    return np.zeros(size, space.dtype), np.ones(size, space.dtype)
-
-
-def emulate_observation_space(space):
-    """(flat Box, row dtype): the Box a PufferEnv observes and the structured dtype of one row (None
-    when `space` is already a Box, which passes through unchanged)."""
-    if isinstance(space, spaces.Box):
-        return space, None
-    row = _row_dtype(space)
-    leaves = _leaves(space)
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
-    if len(dtypes) > 1:
-        return spaces.Box(0, 255, (row.itemsize,), np.uint8), row
-    dtype = dtypes.pop()
-    lows, highs = zip(*[_bounds(leaf) for leaf in leaves])
-    low, high = np.concatenate(lows).astype(dtype), np.concatenate(highs).astype(dtype)
-    assert low.size * dtype.itemsize == row.itemsize  # one dtype: an aligned struct has no padding
-    return spaces.Box(low, high, low.shape, dtype), row
-
-
-def nativize(flat, space):
-    """Rebuild the native structure of `space` from flat observation rows.
-
-    `flat` is one row `(n,)` or a batch `(..., n)` of the emulated observation dtype (last axis
-    contiguous). Returns the nested dict/tuple whose leaves are views of `flat` shaped
-    `(..., *leaf_shape)` with the leaf's dtype. A Box space returns `flat` itself."""
-    if isinstance(space, spaces.Box):
-        return flat
-    rows = flat.view(_row_dtype(space))[..., 0]['x']
-    return _unflatten(space, rows)
-
-
-@functools.singledispatch
-def _unflatten(space, arr):
-    return arr
-
-
-@_unflatten.register(spaces.Tuple)
-def _(space, arr):
-    return tuple(_unflatten(s, arr[f'f{i}']) for i, s in enumerate(space.spaces))
-
-
-@_unflatten.register(spaces.Dict)
-def _(space, arr):
-    return {k: _unflatten(s, arr[f'f{i}']) for i, (k, s) in enumerate(space.spaces.items())}
-
-
-def flatten(space, sample):
-    """One flat observation row of `sample`: the inverse of `nativize` (it allocates; the envs
-    write through writers built once instead)."""
-    box, _ = emulate_observation_space(space)
-    row = np.zeros(box.shape, box.dtype)
-    observation_writer(space, nativize(row, space))(sample)
-    return row
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writers: built once per env against views into its observation buffer, called every step. Each
-# checks type, shape and dtype in O(1) and never casts: a mismatch raises APIUsageError.
-
-def _describe(x):
-    if isinstance(x, np.ndarray):
-        return f'a {x.dtype} array of shape {x.shape}'
-    text = repr(x)
-    return f'{type(x).__name__} {text[:80]}{"..." if len(text) > 80 else ""}'
-
-
-def _mismatch(path, got, expected):
-    return APIUsageError(f'observation{path} is {_describe(got)}, expected {expected}')
-
-
-@functools.singledispatch
-def observation_writer(space, view, path=''):
-    """A function that writes one sample of `space` into `view` (the row itself for a Box, else
-    `nativize` of the row) after checking its type, shape and dtype."""
-    raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation')
-
-
-@observation_writer.register(spaces.Box)
-@observation_writer.register(spaces.MultiDiscrete)
-@observation_writer.register(spaces.MultiBinary)
-def _(space, view, path=''):
-    shape, dtype = space.shape, np.dtype(space.dtype)
-    expected = f'a {dtype} array of shape {shape} ({space})'
-
-    def write(x):
-        try:  # `is` first: NumPy reuses one dtype object per builtin type, and == is slower
-            ok = x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
-        except AttributeError:
-            ok = False
-        if not ok:
-            raise _mismatch(path, x, expected)
-        view[...] = x
-    return write
-
-
-@observation_writer.register(spaces.Discrete)
-def _(space, view, path=''):
-    expected = f'an integer ({space})'
-
-    def write(x):
-        if not isinstance(x, (int, np.integer)) and not (
-                isinstance(x, np.ndarray) and x.shape == () and x.dtype.kind in 'iub'):
-            raise _mismatch(path, x, expected)
-        try:
-            view[...] = x
-        except OverflowError:
-            raise _mismatch(path, x, expected) from None
-    return write
-
-
-@observation_writer.register(spaces.Tuple)
-def _(space, view, path=''):
-    writers = [observation_writer(s, view[i], f'{path}[{i}]') for i, s in enumerate(space.spaces)]
-    n = len(writers)
-
-    def write(x):
-        if not isinstance(x, (tuple, list)) or len(x) != n:
-            raise _mismatch(path, x, f'a tuple of {n} ({space})')
-        for w, v in zip(writers, x):
-            w(v)
-    return write
-
-
-@observation_writer.register(spaces.Dict)
-def _(space, view, path=''):
-    keys = list(space.spaces)
-    writers = [observation_writer(s, view[k], f'{path}[{k!r}]') for k, s in space.spaces.items()]
-
-    def write(x):
-        try:
-            values = [x[k] for k in keys]
-        except (KeyError, TypeError, IndexError):
-            raise _mismatch(path, x, f'a dict with keys {keys}') from None
-        for w, v in zip(writers, values):
-            w(v)
-    return write
-
-
-# ---------------------------------------------------------------------------------------------------
-# Actions: Discrete, MultiDiscrete and Box pass through; MultiBinary and Tuple/Dict of discrete spaces
-# become one MultiDiscrete, Tuple/Dict of Boxes of one dtype one Box. A reader rebuilds the native
-# action from one row of the action buffer.
-
-@functools.singledispatch
-def _action_leaf(space, off):
-    """(reader of the leaf at flat offset `off`, its flat size, 'discrete' or 'box')."""
-    raise _unsupported_action(space)
-
-
-def _unsupported_action(space):
-    return APIUsageError(f'action space {space!r} is not supported: use Discrete, MultiDiscrete, '
-                         'MultiBinary, Box, or Tuple/Dict of discrete spaces or of Boxes of one dtype')
-
-
-@_action_leaf.register(spaces.Discrete)
-def _(space, off):
-    cast = space.dtype.type
-    return (lambda row: cast(row[off])), 1, 'discrete'
-
-
-@_action_leaf.register(spaces.MultiDiscrete)
-@_action_leaf.register(spaces.MultiBinary)
-@_action_leaf.register(spaces.Box)
-def _(space, off):
-    shape, dtype = space.shape, space.dtype
-    size = int(np.prod(shape))
-    kind = 'box' if isinstance(space, spaces.Box) else 'discrete'
-    return (lambda row: row[off:off + size].astype(dtype).reshape(shape)), size, kind
-
-
-@_action_leaf.register(spaces.Tuple)
-@_action_leaf.register(spaces.Dict)
-def _(space, off):
-    readers, kinds, start = [], set(), off
-    for child in _children(space):
-        reader, size, kind = _action_leaf(child, off)
-        readers.append(reader)
-        kinds.add(kind)
-        off += size
-    if not readers:
-        raise APIUsageError(f'action space {space!r} is empty')
-    if len(kinds) > 1:
-        raise APIUsageError(f'action space {space!r} mixes discrete and continuous actions, which '
-                            'one action buffer cannot hold: split them, or make them all Box')
-    if isinstance(space, spaces.Dict):
-        keys = list(space.spaces)
-        return (lambda row: {k: r(row) for k, r in zip(keys, readers)}), off - start, kinds.pop()
-    return (lambda row: tuple(r(row) for r in readers)), off - start, kinds.pop()
-
-
-@functools.singledispatch
-def emulate_action_space(space):
-    """(flat space, reader): the action space a PufferEnv exposes and a function that turns one row
-    of its action buffer into an action of `space`."""
-    raise _unsupported_action(space)
-
-
-@emulate_action_space.register(spaces.Discrete)
-def _(space):
-    return space, int
-
-
-@emulate_action_space.register(spaces.MultiDiscrete)
-def _(space):
-    return space, lambda row: row.astype(space.dtype)
-
-
-@emulate_action_space.register(spaces.Box)
-def _(space):
-    return space, lambda row: row.copy()
-
-
-@emulate_action_space.register(spaces.MultiBinary)
-def _(space):
-    return spaces.MultiDiscrete(np.full(space.shape, 2)), lambda row: row.astype(space.dtype)
-
-
-@emulate_action_space.register(spaces.Tuple)
-@emulate_action_space.register(spaces.Dict)
-def _(space):
-    reader, _, kind = _action_leaf(space, 0)
-    leaves = _leaves(space)
-    lows, highs = zip(*[_bounds(leaf) for leaf in leaves])
-    low, high = np.concatenate(lows), np.concatenate(highs)
-    if kind == 'discrete':
-        return spaces.MultiDiscrete(high - low + 1, start=low), reader
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
-    if len(dtypes) > 1:
-        raise APIUsageError(f'action space {space!r} mixes Box dtypes {sorted(map(str, dtypes))}: '
-                            'one action buffer holds one dtype')
-    dtype = dtypes.pop()
-    return spaces.Box(low.astype(dtype), high.astype(dtype), low.shape, dtype), reader
+# Names that lived here before they moved (importable from here for one release, with a warning).
+MOVED = {**{name: 'pufferlib.spaces' for name in (
+    'struct_dtype', 'emulate_observation_space', 'emulate_action_space', 'nativize', 'flatten',
+    'observation_writer')},
+    **{name: 'pufferlib.adapters' for name in ('GymnasiumEnv', 'GymnasiumVectorEnv', 'PettingZooEnv')}}
+__getattr__ = moved_names(__name__, MOVED)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -428,15 +118,15 @@ class _Emulated(PufferEnv):
     """Shared parts of the Gymnasium and PettingZoo emulation."""
 
     def _setup(self, obs_space, act_space, buf, seed, report_interval, check_space):
-        self.single_observation_space, self.obs_dtype = emulate_observation_space(obs_space)
-        self.single_action_space, self._read_action = emulate_action_space(act_space)
+        self.single_observation_space, self.obs_dtype = spaces.emulate_observation_space(obs_space)
+        self.single_action_space, self._read_action = spaces.emulate_action_space(act_space)
         self.emulated = {'observation_space': obs_space, 'observation_dtype': self.obs_dtype,
                          'action_space': act_space}
         self._native_obs_space = obs_space
         super().__init__(buf)
         shape, dtype = self.observations.shape, self.observations.dtype
         if isinstance(buf, dict) and 'final_observations' in buf:
-            self.final_observations = pufferlib.adopt_buffer(
+            self.final_observations = adopt_buffer(
                 buf, 'final_observations', shape, dtype, type(self).__name__)
         else:
             self.final_observations = np.zeros(shape, dtype)
@@ -452,7 +142,7 @@ class _Emulated(PufferEnv):
 
     def _writers(self, rows):
         space = self._native_obs_space
-        return [observation_writer(space, nativize(row, space)) for row in rows]
+        return [spaces.observation_writer(space, spaces.nativize(row, space)) for row in rows]
 
     def _seed_arg(self, seed):
         """The constructor's seed on the first reset; never an explicit seed=None."""
@@ -517,7 +207,7 @@ class GymnasiumPufferEnv(_Emulated):
         with _closed_on_error(self.env):
             obs_space = getattr(self.env, 'observation_space', None)
             act_space = getattr(self.env, 'action_space', None)
-            if not isinstance(obs_space, spaces.Space) or not isinstance(act_space, spaces.Space):
+            if not isinstance(obs_space, Space) or not isinstance(act_space, Space):
                 hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
                         if callable(obs_space) else '')
                 raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
@@ -527,7 +217,7 @@ class GymnasiumPufferEnv(_Emulated):
             self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
             self._write, = self._writers(self.observations)
             self._write_final, = self._writers(self.final_observations)
-            if isinstance(act_space, spaces.Discrete):
+            if isinstance(act_space, Discrete):
                 self._action = self.actions.item  # a Python int, the cheapest action to build
             else:
                 read, row = self._read_action, self.actions[0]
@@ -730,235 +420,3 @@ class PettingZooPufferEnv(_Emulated):
             self._seen[:] = new
             self._length = 0
         return self.observations, self.rewards, self.terminals, self.truncations, self._report()
-
-
-# ---------------------------------------------------------------------------------------------------
-# PufferEnvs (or pufferlib vector envs) out to Gymnasium and PettingZoo consumers. They drive the env
-# through async_reset/send/recv, which PufferEnvs and every pufferlib.vector backend provide.
-
-def _check_puffer(env, owner):
-    for name in ('single_observation_space', 'single_action_space', 'num_agents', 'async_reset',
-                 'send', 'recv'):
-        if not hasattr(env, name):
-            raise APIUsageError(f'{owner}: {type(env).__name__} is not a PufferEnv or pufferlib '
-                                f'vector env (it has no {name})')
-    batch = getattr(env, 'agents_per_batch', env.num_agents)
-    if batch != env.num_agents:
-        raise APIUsageError(f'{owner}: the vector env returns {batch} of {env.num_agents} agents '
-                            'per recv (batch_size < num_envs); make it with batch_size = num_envs')
-
-
-def _merge(infos):
-    out = {}
-    for info in infos:
-        out.update(info)
-    return out
-
-
-def _check_seed(seed, owner):
-    if seed is not None and not isinstance(seed, (int, np.integer)):
-        raise APIUsageError(f'{owner}: seed must be an int or None, got {seed!r} (sub-envs are '
-                            'seeded from one int)')
-
-
-class GymnasiumEnv(gymnasium.Env):
-    """A one-agent PufferEnv as a `gymnasium.Env`.
-
-    Returned observations are copies. The PufferEnv resets itself when an episode ends; this adapter
-    then returns the final observation if the env records one (`final_observations`, as the
-    emulated envs do) and otherwise the next episode's first. Call `reset()` after an episode ends,
-    as Gymnasium requires: without a seed it returns the episode the PufferEnv already started
-    (no second reset), so the trajectory is the wrapped env's own. Info dicts reported by the
-    PufferEnv (episode statistics) are merged into the returned info."""
-
-    def __init__(self, env):
-        _check_puffer(env, 'GymnasiumEnv')
-        if env.num_agents != 1:
-            raise APIUsageError(f'GymnasiumEnv: the env has {env.num_agents} agents; a gymnasium.Env '
-                                'has one (use GymnasiumVectorEnv or PettingZooEnv)')
-        self.env = env
-        self.observation_space = env.single_observation_space
-        self.action_space = env.single_action_space
-        self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else []}
-        self._actions = np.zeros((1, *self.action_space.shape),
-                                 pufferlib.action_dtype(self.action_space))
-        self._started = None  # the first observation of an episode the PufferEnv already began
-
-    def reset(self, *, seed=None, options=None):
-        _check_seed(seed, 'GymnasiumEnv')
-        super().reset(seed=seed)
-        if seed is None and self._started is not None:
-            obs, self._started = self._started, None
-            return obs, {}
-        self.env.async_reset(seed)
-        obs, _, _, _, infos, _, _ = self.env.recv()
-        return obs[0].copy(), _merge(infos)
-
-    def step(self, action):
-        self._actions[0] = check_actions(np.asarray(action), self._actions[0])
-        self.env.send(self._actions)
-        obs, rewards, terminals, truncations, infos, _, _ = self.env.recv()
-        terminated, truncated = bool(terminals[0]), bool(truncations[0])
-        self._started = None
-        if terminated or truncated:
-            self._started = obs[0].copy()
-            final = getattr(self.env, 'final_observations', None)
-            obs = final if final is not None else obs
-        return obs[0].copy(), float(rewards[0]), terminated, truncated, _merge(infos)
-
-    def render(self):
-        return self.env.render()
-
-    def close(self):
-        self.env.close()
-
-
-class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
-    """A PufferEnv, or a pufferlib vector env, as a `gymnasium.vector.VectorEnv` with one sub-env per
-    agent.
-
-    Autoreset mode is `AutoresetMode.SAME_STEP` (declared in `metadata['autoreset_mode']`): a
-    sub-env that ends is reset within the step, the returned observation is the next episode's
-    first, and, when the env records final observations (`final_observations`), `infos['final_obs']`
-    (an object array) with the mask `infos['_final_obs']` holds them. PufferEnv info dicts (aggregate
-    statistics, not per sub-env data) are returned as a list under `infos['puffer']` on steps that
-    report. With `copy=True` (default) the returned arrays are copies, as Gymnasium's vector envs
-    return; with `copy=False` they are the env's buffers, overwritten by the next step."""
-
-    def __init__(self, env, copy=True):
-        _check_puffer(env, 'GymnasiumVectorEnv')
-        self.env, self.copy = env, copy
-        self.num_envs = env.num_agents
-        self.single_observation_space = env.single_observation_space
-        self.single_action_space = env.single_action_space
-        self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space,
-                                                                    self.num_envs)
-        self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space,
-                                                               self.num_envs)
-        self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'autoreset_mode': AutoresetMode.SAME_STEP,
-                         'render_modes': [self.render_mode] if self.render_mode else []}
-
-    def _out(self, arr):
-        return arr.copy() if self.copy else arr
-
-    def reset(self, *, seed=None, options=None):
-        _check_seed(seed, 'GymnasiumVectorEnv')
-        self.env.async_reset(seed)
-        obs, _, _, _, infos, _, _ = self.env.recv()
-        return self._out(obs), {'puffer': list(infos)} if infos else {}
-
-    def step(self, actions):
-        self.env.send(actions)
-        obs, rewards, terminals, truncations, infos, _, _ = self.env.recv()
-        info = {'puffer': list(infos)} if infos else {}
-        done = terminals | truncations
-        final = getattr(self.env, 'final_observations', None)
-        if final is not None and done.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                final_obs[i] = final[i].copy()
-            info['final_obs'], info['_final_obs'] = final_obs, done
-        return (self._out(obs), self._out(rewards), self._out(terminals), self._out(truncations),
-                info)
-
-    def render(self):
-        return self.env.render()
-
-    def close_extras(self, **kwargs):
-        self.env.close()
-
-
-class PettingZooEnv(ParallelEnv):
-    """A PufferEnv, or a pufferlib vector env, as a PettingZoo `ParallelEnv`.
-
-    Agents are the env's `possible_agents` when it has them (PettingZooPufferEnv), else 'agent_i'
-    for row i. `agents` after reset are the rows whose mask is set. An agent whose row ends
-    (terminal, truncated, or its mask cleared) is reported done with its final observation when the
-    env records one, and leaves `agents` until the next `reset()`, although the PufferEnv itself has
-    already reset it; agents that appear later (mask set) join. Dead agents' rows get the lowest
-    valid action. When every row ended in the same step, the PufferEnv has already begun the next
-    episode, and `reset()` without a seed returns it instead of resetting again. PufferEnv info
-    dicts (episode statistics) are merged into every agent's info."""
-
-    def __init__(self, env):
-        _check_puffer(env, 'PettingZooEnv')
-        self.env = env
-        n = env.num_agents
-        names = list(getattr(env, 'possible_agents', None) or [])
-        self.possible_agents = names if len(names) == n else [f'agent_{i}' for i in range(n)]
-        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        self._obs_space, self._act_space = env.single_observation_space, env.single_action_space
-        self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else [],
-                         'name': f'puffer_{type(env).__name__}'}
-        space = self._act_space
-        self._idle = np.zeros((n, *space.shape), pufferlib.action_dtype(space))
-        self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, spaces.Box)
-                         else space.start)
-        self._actions = self._idle.copy()
-        self.agents = []
-        self._finished = np.zeros(n, bool)
-        self._started = None  # (observations, masks) of an episode the PufferEnv already began
-
-    def observation_space(self, agent):
-        self._agent_index(agent)
-        return self._obs_space
-
-    def action_space(self, agent):
-        self._agent_index(agent)
-        return self._act_space
-
-    def _agent_index(self, agent):
-        try:
-            return self._index[agent]
-        except (KeyError, TypeError):
-            raise APIUsageError(f'PettingZooEnv: unknown agent {agent!r}') from None
-
-    def reset(self, seed=None, options=None):
-        _check_seed(seed, 'PettingZooEnv')
-        if seed is None and self._started is not None:
-            (obs, masks), infos = self._started, []
-        else:
-            self.env.async_reset(seed)
-            obs, _, _, _, infos, _, masks = self.env.recv()
-        self._started = None
-        self._finished[:] = False
-        self.agents = [a for a, m in zip(self.possible_agents, masks) if m]
-        info = _merge(infos)
-        return ({a: obs[self._index[a]].copy() for a in self.agents},
-                {a: dict(info) for a in self.agents})
-
-    def step(self, actions):
-        self._actions[:] = self._idle
-        for agent, action in actions.items():
-            i = self._agent_index(agent)
-            self._actions[i] = check_actions(np.asarray(action), self._actions[i])
-        self.env.send(self._actions)
-        obs, rewards, terminals, truncations, infos, _, masks = self.env.recv()
-        final = getattr(self.env, 'final_observations', None)
-        live = set(self.agents)
-        keys = [a for i, a in enumerate(self.possible_agents) if a in live or (
-            masks[i] and not self._finished[i] and not terminals[i] and not truncations[i])]
-        out_obs, out_rew, out_term, out_trunc = {}, {}, {}, {}
-        for agent in keys:
-            i = self._index[agent]
-            terminated = bool(terminals[i]) or not masks[i]
-            truncated = bool(truncations[i]) and not terminated
-            done = terminated or truncated
-            self._finished[i] |= done
-            out_obs[agent] = (final if done and final is not None else obs)[i].copy()
-            out_rew[agent] = float(rewards[i])
-            out_term[agent], out_trunc[agent] = terminated, truncated
-        self.agents = [a for a in keys if not self._finished[self._index[a]]]
-        ended = terminals | truncations | ~masks
-        self._started = (obs.copy(), masks.copy()) if ended.all() else None
-        info = _merge(infos)
-        return out_obs, out_rew, out_term, out_trunc, {a: dict(info) for a in keys}
-
-    def render(self):
-        return self.env.render()
-
-    def close(self):
-        self.env.close()

@@ -5,7 +5,10 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
+
+from tests.helpers import BACKENDS, alive_actors, our_processes
 
 
 def _die_with_parent():
@@ -59,3 +62,43 @@ def pytest_unconfigure(config):
     if proc is not None:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+# ---- vector envs -------------------------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def ray_session():
+    """One local Ray instance for the whole session, started by the first test that needs it (so the
+    Ray backend leaves it running) and shut down at the end; the test is skipped without ray."""
+    ray = pytest.importorskip('ray', reason='ray is not installed (pip install "pufferlib[ray]")')
+    from pufferlib.vector import ray as ray_backend
+    started = not ray.is_initialized()
+    if started:
+        ray_backend.start_local()
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request):
+    """The name of each vector backend in turn (a key of tests.helpers.BACKENDS), Ray included."""
+    if request.param == 'Ray':
+        request.getfixturevalue('ray_session')
+    return request.param
+
+
+@pytest.fixture
+def vecs():
+    """Collects vector envs (see tests.helpers.make); closes them after the test and checks that no
+    process it started (processes that were there before, such as the session's Xvfb, do not count)
+    and no Ray actor is left."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    actors = alive_actors()
+    made = []
+    yield made
+    for vec in made:
+        vec.close()
+    left = psutil.wait_procs([p for p in our_processes() if p.pid not in before], timeout=2)[1]
+    assert not left, f'processes left behind: {left}'
+    assert alive_actors() <= actors, 'Ray actors left behind'

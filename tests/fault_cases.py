@@ -2,7 +2,7 @@
 
     python -m tests.fault_cases CASE [backend=Multiprocessing] [start=fork]
 
-A case injects one fault of /work/shared/reference/fault-matrix.md into a vector env and prints a
+A case injects one fault of docs/fault-matrix.md into a vector env and prints a
 line `RESULT {json}` saying what happened (error type, message, elapsed seconds, ...); the test
 asserts on it, on the exit code and stderr, and on what the process left behind.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 import pufferlib.vector
 from pufferlib import ocean
-from tests.faulty_env import FaultyEnv
+from tests.helpers import FaultyEnv
 
 CASES = {}
 

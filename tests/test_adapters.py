@@ -1,4 +1,4 @@
-"""Emulation out: PufferEnvs as gymnasium.Env, gymnasium.vector.VectorEnv and PettingZoo ParallelEnv.
+"""Adapters (pufferlib.adapters): PufferEnvs as gymnasium.Env, gymnasium.vector.VectorEnv and PettingZoo ParallelEnv.
 
 The adapters must pass Gymnasium's and PettingZoo's own checkers (with their warnings treated as
 failures, except the few listed below that describe the wrapped env, not the adapter) and agree with
@@ -15,8 +15,10 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import pufferlib.vector
 from pufferlib import APIUsageError, PufferEnv
+from pufferlib import adapters as A
 from pufferlib import emulation as E
 from pufferlib.examples import Match, MatchGym
+from tests.helpers import pz, time_aware_cartpole
 
 with warnings.catch_warnings():  # pettingzoo.test imports envs through PettingZoo's deprecated API
     warnings.simplefilter('ignore', DeprecationWarning)
@@ -40,10 +42,6 @@ def squared(num_envs):
     return Squared(num_envs=num_envs)
 
 
-def time_aware_cartpole():
-    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
-
-
 GYM_SINGLE = {
     'emulated CartPole': lambda: E.GymnasiumPufferEnv(gym.make('CartPole-v1')),
     'emulated Pendulum': lambda: E.GymnasiumPufferEnv(gym.make('Pendulum-v1')),
@@ -56,13 +54,13 @@ GYM_SINGLE = {
 
 @pytest.mark.parametrize('name', list(GYM_SINGLE))
 def test_gymnasium_env_passes_check_env(name):
-    checked(check_env, E.GymnasiumEnv(GYM_SINGLE[name]()))
+    checked(check_env, A.GymnasiumEnv(GYM_SINGLE[name]()))
 
 
 def test_gymnasium_env_reproduces_the_raw_env_across_episodes():
     """Terminal steps return the final observation; reset() continues the episode the emulated env
     already began, so the whole trajectory is the raw env's own."""
-    env = E.GymnasiumEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1')))
+    env = A.GymnasiumEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1')))
     raw = gym.make('CartPole-v1')
     obs, _ = env.reset(seed=8)
     raw_obs, _ = raw.reset(seed=8)
@@ -82,14 +80,14 @@ def test_gymnasium_env_reproduces_the_raw_env_across_episodes():
 
 def test_gymnasium_env_needs_one_agent():
     with pytest.raises(APIUsageError, match='has 3 agents.*GymnasiumVectorEnv or PettingZooEnv'):
-        E.GymnasiumEnv(Match(num_envs=3))
+        A.GymnasiumEnv(Match(num_envs=3))
     with pytest.raises(APIUsageError, match='is not a PufferEnv.*has no single_observation_space'):
-        E.GymnasiumEnv(gym.make('CartPole-v1'))
+        A.GymnasiumEnv(gym.make('CartPole-v1'))
 
 
 def test_round_trip_through_gymnasium_env_is_the_original():
     direct = Match(num_envs=1, seed=4)
-    twice = E.GymnasiumPufferEnv(E.GymnasiumEnv(Match(num_envs=1, seed=4)), seed=4)
+    twice = E.GymnasiumPufferEnv(A.GymnasiumEnv(Match(num_envs=1, seed=4)), seed=4)
     assert np.array_equal(direct.reset(seed=4)[0], twice.reset()[0])
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -123,7 +121,7 @@ def assert_same_batches(a, b):
 def test_vector_env_matches_sync_vector_env_same_step_mode():
     """Match(num_envs=4, seed=s) sub-env i is MatchGym(seed=s+i): Gymnasium's own SyncVectorEnv in
     SAME_STEP mode over MatchGyms must give the same batches as the adapter."""
-    ours = E.GymnasiumVectorEnv(Match(num_envs=4, episode_length=5))
+    ours = A.GymnasiumVectorEnv(Match(num_envs=4, episode_length=5))
     theirs = SyncVectorEnv([lambda: MatchGym(episode_length=5) for _ in range(4)],
                            autoreset_mode=AutoresetMode.SAME_STEP)
     assert ours.metadata['autoreset_mode'] == AutoresetMode.SAME_STEP
@@ -139,7 +137,7 @@ def test_vector_env_matches_sync_vector_env_same_step_mode():
 
 def test_vector_env_final_obs_and_episode_statistics_match_sync_vector_env():
     ours = gym.wrappers.vector.RecordEpisodeStatistics(
-        E.GymnasiumVectorEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1'))))
+        A.GymnasiumVectorEnv(E.GymnasiumPufferEnv(gym.make('CartPole-v1'))))
     theirs = gym.wrappers.vector.RecordEpisodeStatistics(
         SyncVectorEnv([lambda: gym.make('CartPole-v1')], autoreset_mode=AutoresetMode.SAME_STEP))
     actions = [np.array([t % 3 % 2]) for t in range(300)]
@@ -162,19 +160,19 @@ def test_vector_env_final_obs_and_episode_statistics_match_sync_vector_env():
 
 def test_vector_env_copies_unless_told_not_to():
     env = Match(num_envs=2)
-    copied = E.GymnasiumVectorEnv(env)
+    copied = A.GymnasiumVectorEnv(env)
     obs, _ = copied.reset(seed=0)
     assert obs is not env.observations and np.array_equal(obs, env.observations)
     step = copied.step(np.array([0, 1]))
     assert all(x is not y for x, y in zip(step[:4], (env.observations, env.rewards, env.terminals,
                                                      env.truncations)))
-    shared = E.GymnasiumVectorEnv(env, copy=False)
+    shared = A.GymnasiumVectorEnv(env, copy=False)
     assert shared.reset(seed=0)[0] is env.observations
     assert shared.step(np.array([0, 1]))[1] is env.rewards
 
 
 def test_vector_env_reports_puffer_infos_and_rejects_seed_lists():
-    env = E.GymnasiumVectorEnv(Match(num_envs=2, episode_length=2, report_interval=4))
+    env = A.GymnasiumVectorEnv(Match(num_envs=2, episode_length=2, report_interval=4))
     env.reset(seed=0)
     infos = [env.step(np.array([0, 0]))[4] for _ in range(8)]
     reports = [i['puffer'] for i in infos if 'puffer' in i]
@@ -189,15 +187,11 @@ def test_vector_env_rejects_async_batches():
         def agents_per_batch(self):
             return self.num_agents // 2
     with pytest.raises(APIUsageError, match='returns 2 of 4 agents per recv'):
-        E.GymnasiumVectorEnv(HalfBatch(num_envs=4))
+        A.GymnasiumVectorEnv(HalfBatch(num_envs=4))
 
 
 # ------------------------------------------------------------------------------------------------
 # PettingZoo ParallelEnv
-
-def pz(name, kind='parallel'):
-    return pettingzoo.make(kind, name)
-
 
 PARALLEL = {
     'numpy Match x3': lambda: Match(num_envs=3, episode_length=6),
@@ -212,13 +206,13 @@ PARALLEL = {
 
 @pytest.mark.parametrize('name', list(PARALLEL))
 def test_parallel_env_passes_parallel_api_test(name, capsys):
-    env = E.PettingZooEnv(PARALLEL[name]())
+    env = A.PettingZooEnv(PARALLEL[name]())
     checked(parallel_api_test, env, num_cycles=600)
     assert 'Passed Parallel API test' in capsys.readouterr().out
 
 
 def test_parallel_env_agents_leave_when_done_and_return_on_reset():
-    env = E.PettingZooEnv(Match(num_envs=3, episode_length=4))
+    env = A.PettingZooEnv(Match(num_envs=3, episode_length=4))
     obs, infos = env.reset(seed=1)
     assert env.agents == env.possible_agents == ['agent_0', 'agent_1', 'agent_2']
     assert set(obs) == set(infos) == set(env.agents)
@@ -239,7 +233,7 @@ def test_parallel_round_trip_is_the_original_pettingzoo_env():
     PettingZooPufferEnv(rps)."""
     direct = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
     inner = E.PettingZooPufferEnv(pz('classic/rps-v2'), seed=3)
-    twice = E.PettingZooPufferEnv(E.PettingZooEnv(inner), seed=3)
+    twice = E.PettingZooPufferEnv(A.PettingZooEnv(inner), seed=3)
     assert twice.possible_agents == ['player_0', 'player_1']
     assert np.array_equal(direct.reset()[0], twice.reset()[0])
     rng = np.random.default_rng(1)
@@ -276,7 +270,7 @@ class Blink(PufferEnv):
 
 
 def test_parallel_env_agent_whose_mask_clears_is_done():
-    env = E.PettingZooEnv(Blink())
+    env = A.PettingZooEnv(Blink())
     env.reset()
     obs, rew, term, trunc, _ = env.step({'agent_0': 0, 'agent_1': 0})
     assert term == {'agent_0': False, 'agent_1': False}
@@ -287,7 +281,7 @@ def test_parallel_env_agent_whose_mask_clears_is_done():
         assert set(obs) == {'agent_0'}
     obs, rew, term, trunc, _ = env.step({'agent_0': 0})
     assert trunc == {'agent_0': True} and env.agents == []
-    checked(parallel_api_test, E.PettingZooEnv(Blink()))
+    checked(parallel_api_test, A.PettingZooEnv(Blink()))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,7 +297,7 @@ def test_vector_env_over_pufferlib_vector_matches_sync_vector_env(backend):
     mode: the vector env passes the emulated envs' final_observations through."""
     vec = pufferlib.vector.make(cartpole, backend=backend, num_envs=4, num_workers=2)
     try:
-        ours = E.GymnasiumVectorEnv(vec)
+        ours = A.GymnasiumVectorEnv(vec)
         theirs = SyncVectorEnv([lambda: gym.make('CartPole-v1')] * 4,
                                autoreset_mode=AutoresetMode.SAME_STEP)
         rng = np.random.default_rng(0)
@@ -328,7 +322,7 @@ def test_parallel_env_over_pufferlib_vector_passes_parallel_api_test(backend):
                             env_args=('parallel', 'classic/rps-v2'))
     vec = pufferlib.vector.make(rps, backend=backend, num_envs=2, num_workers=2)
     try:
-        env = E.PettingZooEnv(vec)
+        env = A.PettingZooEnv(vec)
         assert env.possible_agents == [f'agent_{i}' for i in range(4)]
         checked(parallel_api_test, env, num_cycles=100)
     finally:

@@ -151,8 +151,18 @@ def test_inputs_unchanged_and_views_with_offsets():
 
 @pytest.mark.parametrize('segments, horizon', [(0, 5), (4, 0), (0, 0)])
 def test_empty(segments, horizon):
+    """No rows or no steps: on any thread count the call returns the output it was given and writes
+    nothing around it (it is a view into NaN storage here); the shape checks still apply."""
     t = make_inputs(segments, horizon)
-    assert run(t).shape == (segments, horizon)
+    storage = torch.full((16,), float('nan'))
+    t['advantages'] = storage[8:8].view(segments, horizon)
+    for threads in (None, 1, 4):
+        assert run(t, num_threads=threads) is t['advantages']
+    assert storage.isnan().all()
+    t['importance'] = torch.zeros((segments + 1, horizon))
+    with pytest.raises(ValueError, match=rf'importance has shape \({segments + 1}, {horizon}\), '
+                                         rf'expected \({segments}, {horizon}\)'):
+        run(t)
 
 
 @pytest.mark.parametrize('segments', [9, 100, 1003])

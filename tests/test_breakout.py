@@ -1,4 +1,4 @@
-"""Breakout: the rules of games.md on hand-built states (set through the test-only state accessor),
+"""Breakout: the rules of docs/games.md on hand-built states (set through the test-only state accessor),
 no tunnelling against an exact reference sweep, the observation against a Python reference,
 determinism, episode stats, binding misuse and (marker `render`) the drawn pixels."""
 import math

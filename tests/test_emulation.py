@@ -14,8 +14,10 @@ from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pufferlib import APIUsageError, PufferEnv
+from pufferlib import APIUsageError
 from pufferlib import emulation as E
+from pufferlib import spaces as S
+from tests.helpers import pz, time_aware_cartpole
 
 
 # ------------------------------------------------------------------------------------------------
@@ -39,11 +41,6 @@ def assert_same(got, want, path='obs'):
         else:
             assert got.dtype == want.dtype, (path, got.dtype, want.dtype)
             assert np.array_equal(got, want), (path, got, want)
-
-
-def time_aware_cartpole():
-    """A Dict observation of mixed dtypes (float32 obs, int32 time) from gymnasium's own wrappers."""
-    return gym.wrappers.TimeAwareObservation(gym.make('CartPole-v1'), flatten=False)
 
 
 ENVS = {
@@ -90,18 +87,18 @@ def test_matches_raw_env_step_for_step(name):
 
     obs, infos = env.reset()
     assert obs is env.observations and infos == []
-    assert_same(E.nativize(obs[0], native_space), first)
+    assert_same(S.nativize(obs[0], native_space), first)
     ends = 0
     for action, (r_obs, r_rew, r_term, r_trunc, r_final) in zip(actions, reference):
         o, rew, term, trunc, _ = env.step(np.asarray(action).reshape(env.actions.shape))
         assert o is env.observations and rew is env.rewards
-        assert_same(E.nativize(o[0], native_space), r_obs)
+        assert_same(S.nativize(o[0], native_space), r_obs)
         assert rew[0] == np.float32(r_rew)
         assert term[0] == r_term and trunc[0] == r_trunc
         assert env.masks[0]
         if r_final is not None:
             ends += 1
-            assert_same(E.nativize(env.final_observations[0], native_space), r_final)
+            assert_same(S.nativize(env.final_observations[0], native_space), r_final)
         assert o[0] in env.single_observation_space
     assert ends > 0, 'the rollout must cross an episode end'
 
@@ -237,9 +234,15 @@ def test_is_a_pufferenv_with_adopted_buffers():
     buf = {name: np.zeros(shape, dtype) for name, (shape, dtype) in specs.items()}
     buf['final_observations'] = np.zeros((1, 4), np.float32)
     env = E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=buf)
-    assert isinstance(env, PufferEnv)
     for name, arr in buf.items():
         assert getattr(env, name) is arr
+    # What PufferEnv gives it: the joint spaces, agent ids, and the vector API over those buffers.
+    assert env.observation_space == pufferlib.joint_space(env.single_observation_space, 1)
+    assert env.action_space == spaces.MultiDiscrete([2]) and env.agent_ids.tolist() == [0]
+    env.async_reset(3)
+    obs, rewards, terminals, truncations, infos, ids, masks = env.recv()
+    assert obs is buf['observations'] and masks is buf['masks'] and masks.all() and infos == []
+    assert np.array_equal(obs[0], gym.make('CartPole-v1').reset(seed=3)[0])
     env.reset()
     while not buf['terminals'][0]:
         env.step(np.array([1]))
@@ -282,9 +285,32 @@ def test_pettingzoo_env_into_gymnasium_is_named():
 
 
 def test_import_does_not_import_torch():
-    code = 'import sys, pufferlib.emulation; print("torch" in sys.modules)'
+    code = ('import sys, pufferlib.spaces, pufferlib.emulation, pufferlib.adapters; '
+            'print("torch" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'False'
+
+
+def test_moved_names_still_import_with_a_warning():
+    """The layout moved to pufferlib.spaces (its torch twin to pufferlib.spaces_torch), the adapters
+    to pufferlib.adapters: the old paths give the same objects for one release, with a
+    DeprecationWarning naming the new home."""
+    for name in ('nativize', 'flatten', 'struct_dtype', 'emulate_observation_space',
+                 'emulate_action_space', 'observation_writer'):
+        with pytest.warns(DeprecationWarning, match=rf'pufferlib.emulation.{name} moved to '
+                                                    rf'pufferlib.spaces.{name}'):
+            assert getattr(E, name) is getattr(S, name)
+    from pufferlib import adapters
+    for name in ('GymnasiumEnv', 'GymnasiumVectorEnv', 'PettingZooEnv'):
+        with pytest.warns(DeprecationWarning, match=rf'moved to pufferlib.adapters.{name}'):
+            assert getattr(E, name) is getattr(adapters, name)
+    with pytest.raises(AttributeError, match="has no attribute 'nativise'"):
+        E.nativise
+    pytest.importorskip('torch')
+    from pufferlib import spaces_torch
+    with pytest.warns(DeprecationWarning, match='moved to pufferlib.spaces_torch.nativize'):
+        from pufferlib.emulation_torch import nativize
+    assert nativize is spaces_torch.nativize
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,17 +503,17 @@ def leaves_of(sample):
 def test_flatten_nativize_round_trip(space, seed):
     space.seed(seed)
     samples = [space.sample() for _ in range(3)]
-    box_space, row_dtype = E.emulate_observation_space(space)
-    rows = np.stack([E.flatten(space, s) for s in samples])
+    box_space, row_dtype = S.emulate_observation_space(space)
+    rows = np.stack([S.flatten(space, s) for s in samples])
     assert rows.shape == (3, *box_space.shape) and rows.dtype == box_space.dtype
     for row, sample in zip(rows, samples):
         assert np.asarray(row) in box_space
-        assert_same(E.nativize(row, space), sample)
+        assert_same(S.nativize(row, space), sample)
     if row_dtype is not None and box_space.dtype != np.uint8:
         # one dtype: the row is the leaves' values in space order (reference flattening)
         reference = np.concatenate([leaf.ravel() for leaf in leaves_of(samples[0])])
         assert np.array_equal(rows[0], reference.astype(box_space.dtype))
-    batch = E.nativize(rows, space)  # a batch gives leaves with the batch axis in front
+    batch = S.nativize(rows, space)  # a batch gives leaves with the batch axis in front
     for i, sample in enumerate(samples):
         assert all(np.array_equal(b[i], s) for b, s in zip(leaves_of(batch), leaves_of(sample)))
 
@@ -496,10 +522,10 @@ def test_flatten_nativize_round_trip(space, seed):
 @given(obs_spaces, st.integers(0, 2**31 - 1))
 def test_torch_nativize_matches_numpy(space, seed):
     torch = pytest.importorskip('torch')
-    from pufferlib.emulation_torch import nativize
+    from pufferlib.spaces_torch import nativize
     space.seed(seed)
-    rows = np.stack([E.flatten(space, space.sample()) for _ in range(4)])
-    expected = leaves_of(E.nativize(rows, space))
+    rows = np.stack([S.flatten(space, space.sample()) for _ in range(4)])
+    expected = leaves_of(S.nativize(rows, space))
     got = leaves_of(nativize(torch.from_numpy(rows), space))
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
@@ -518,7 +544,7 @@ box_actions = nested(st.builds(lambda shape: spaces.Box(-2, 3, shape, np.float32
 @given(st.one_of(discrete_actions, box_actions), st.integers(0, 2**31 - 1))
 def test_action_round_trip(space, seed):
     import pufferlib
-    flat_space, read = E.emulate_action_space(space)
+    flat_space, read = S.emulate_action_space(space)
     dtype = pufferlib.action_dtype(flat_space)
     space.seed(seed)
     for _ in range(3):
@@ -535,10 +561,6 @@ def test_action_round_trip(space, seed):
 
 # ------------------------------------------------------------------------------------------------
 # PettingZoo (envs made through PettingZoo's registry; the butterfly ones need pygame-ce and pymunk)
-
-def pz(name, kind='parallel'):
-    return pettingzoo.make(kind, name)
-
 
 def pz_reference(make, seed, actions_per_step):
     env = make()
@@ -571,7 +593,7 @@ def check_pz_against_reference(make, steps, seed=3):
         present = [a in r_obs for a in agents]
         for i, agent in enumerate(agents):
             if agent in r_obs:
-                assert_same(E.nativize(env.observations[i], space), r_obs[agent])
+                assert_same(S.nativize(env.observations[i], space), r_obs[agent])
             elif r_final is None:
                 assert not env.observations[i].any()
             if t and agent in r_term:
@@ -585,7 +607,7 @@ def check_pz_against_reference(make, steps, seed=3):
             ended += 1
             for i, agent in enumerate(agents):
                 if agent in r_final:
-                    assert_same(E.nativize(env.final_observations[i], space), r_final[agent])
+                    assert_same(S.nativize(env.final_observations[i], space), r_final[agent])
     return env, ended
 
 
@@ -618,7 +640,7 @@ def test_pettingzoo_turn_based_aec_env_is_converted():
     rng = np.random.default_rng(0)
     games = 0
     for _ in range(40):
-        native = E.nativize(env.observations, space)
+        native = S.nativize(env.observations, space)
         for i, agent in enumerate(env.possible_agents):
             assert_same({k: v[i] for k, v in native.items()}, raw_obs[agent])
         mover = [i for i in range(2) if native['action_mask'][i].any()][0]

@@ -1,4 +1,4 @@
-"""Fault matrix rows 1-9, 24, 25 (/work/shared/reference/fault-matrix.md) for the vector layer.
+"""Fault matrix rows 1-9, 24, 25 (docs/fault-matrix.md) for the vector layer.
 
 Each case runs in its own process (`python -m tests.fault_cases CASE`) tagged with a fresh
 PUFFER_TEST_TAG in its environment, in its own session, under a timeout: a hang fails the test, and
@@ -119,7 +119,7 @@ def test_env_raises_in_step(backend):
     assert r['error'] == 'EnvWorkerError'
     who = 'worker 1, env 1' if backend == 'Multiprocessing' else 'env 1'
     assert re.match(rf'{who} raised ValueError: boom \(in step\(\)\)', r['message']), r['message']
-    assert "raise ValueError('boom')" in r['message'] and 'faulty_env.py' in r['message']
+    assert "raise ValueError('boom')" in r['message'] and 'tests/helpers.py' in r['message']
     assert r['elapsed'] < 1.0
     assert r['again'] == 'EnvWorkerError'    # the vector env stays broken until closed
     assert_closed_cleanly(r)
@@ -173,7 +173,7 @@ def test_python_env_segfaults():
     assert rc == 0 and r['error'] == 'EnvWorkerError'
     assert re.match(r'worker 1 \(env 1\) died \(exitcode -11, SIGSEGV\)', r['message']), r['message']
     assert r['elapsed'] < 1.0
-    assert 'Segmentation fault' in err and 'faulty_env.py' in err
+    assert 'Segmentation fault' in err and 'tests/helpers.py' in err
     assert_closed_cleanly(r)
     assert elapsed < 5
 

@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).parent.parent
 CHECK = '''
 import importlib, pkgutil, numpy as np, pufferlib
 from pufferlib import ocean
-torch_modules = ('pufferlib.trainer.', 'pufferlib.emulation_torch')
+torch_modules = ('pufferlib.trainer.', 'pufferlib.spaces_torch', 'pufferlib.emulation_torch')
 names = [m.name for m in pkgutil.walk_packages(pufferlib.__path__, 'pufferlib.')
          if not m.name.endswith('__main__') and not m.name.startswith(torch_modules)]
 for name in names:

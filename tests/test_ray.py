@@ -1,7 +1,9 @@
 """pufferlib.vector.Ray: same trajectories and batches as Multiprocessing (sync and async), make()
 arguments, env errors, dead actors, timeouts, close() leaving no actors, and the local instance's
-lifecycle. One local Ray instance serves the whole module (started by the fixture, so the backend
-leaves it running); the lifecycle of an instance the backend starts itself runs in a subprocess."""
+lifecycle. The checks every backend shares (actions, infos, non-finite values, seeding, adopted
+buffers, autoreset) run on Ray too, through test_vector.py's `backend` fixture. One local Ray
+instance serves the whole session (conftest.py's ray_session, so the backend leaves it running); the
+lifecycle of an instance the backend starts itself runs in a subprocess."""
 import json
 import os
 import signal
@@ -19,50 +21,18 @@ ray = pytest.importorskip('ray', reason='ray is not installed (pip install "puff
 import pufferlib.vector as pv  # noqa: E402
 from pufferlib import ocean  # noqa: E402
 from pufferlib.examples import Match  # noqa: E402
-from pufferlib.exceptions import (APIUsageError, ClosedError, EnvDataError, EnvTimeoutError,  # noqa: E402
+from pufferlib.exceptions import (APIUsageError, ClosedError, EnvTimeoutError,  # noqa: E402
                                   EnvWorkerError)
 from pufferlib.vector import ray as ray_backend  # noqa: E402
-from tests.faulty_env import FaultyEnv  # noqa: E402
-from tests.test_vector import BoxEnv, check_final_observations, countdown, rollout, same  # noqa: E402
+from tests.helpers import (CORES, FaultyEnv, alive_actors, check_final_observations,  # noqa: E402
+                           countdown, make, rollout, same)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORES = len(os.sched_getaffinity(0))
 RAY = dict(backend='Ray', num_envs=2, num_workers=2)
 MP = dict(backend='Multiprocessing', num_envs=2, num_workers=2)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def ray_instance():
-    started = not ray.is_initialized()
-    if started:
-        ray_backend.start_local()
-    yield
-    if started:
-        ray.shutdown()
-
-
-def alive_actors():
-    """Ids of the actors the GCS does not list as DEAD. (ray.util.state.list_actors needs the
-    dashboard, which the local instance does not run; this reads the same GCS table.)"""
-    from ray._private import state
-    return {actor_id for actor_id, info in state.actors().items() if info['State'] != 'DEAD'}
-
-
-@pytest.fixture
-def vecs():
-    """Collects vector envs; closes them after the test and checks that no actor is left."""
-    before = alive_actors()
-    made = []
-    yield made
-    for vec in made:
-        vec.close()
-    assert alive_actors() <= before, 'actors left behind'
-
-
-def make(vecs, *args, **kwargs):
-    vec = pv.make(*args, **kwargs)
-    vecs.append(vec)
-    return vec
+pytestmark = pytest.mark.usefixtures('ray_session')    # the session's local Ray instance (conftest)
 
 
 # ---- make() ------------------------------------------------------------------------------------
@@ -110,12 +80,15 @@ def test_ray_address_is_only_for_ray():
 def test_attributes_and_auto_workers(vecs):
     vec = make(vecs, FaultyEnv, env_kwargs={'num_agents': 3}, backend=pv.Ray, num_envs=4,
                num_workers='auto')
-    assert isinstance(vec, pv.Ray)
     assert vec.num_workers == max(w for w in range(1, CORES + 1) if 4 % w == 0)
     assert vec.num_envs == 4 and vec.num_agents == vec.agents_per_batch == 12
     assert vec.observation_space.shape == (12, 3) and vec.single_action_space.n == 4
-    assert isinstance(vec.driver_env, FaultyEnv) and vec.emulated is None
-    assert len(vec.actors) == len(vec.worker_pids) == vec.num_workers
+    # The driver env is env 0's twin (FaultyEnv takes its index from its seed), made in this process.
+    assert (vec.driver_env.index, vec.driver_env.num_agents, vec.emulated) == (0, 3, None)
+    # The envs run in Ray actors: one process per worker, none of them this one.
+    pids = vec.worker_pids
+    assert len(vec.actors) == len(set(pids)) == vec.num_workers and os.getpid() not in pids
+    assert {psutil.Process(pid).name() for pid in pids} == {'ray::RayWorker'}
     obs, _ = vec.reset()
     assert obs[:, 1].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]    # env k seeded seed + 3k
 
@@ -197,43 +170,6 @@ def test_final_observations_of_the_batch(vecs, kwargs):
     assert not hasattr(make(vecs, Match, backend='Ray', **kwargs), 'final_observations')
 
 
-def test_infos_are_flat_and_counted_once(vecs):
-    vec = make(vecs, Match, env_kwargs=dict(num_envs=2, episode_length=2, report_interval=4), **RAY)
-    vec.reset(seed=1)
-    episodes = 0
-    for _ in range(8):
-        infos = vec.step(np.zeros(4, np.int32))[4]
-        assert isinstance(infos, list) and all(isinstance(i, dict) for i in infos)
-        episodes += sum(i['n'] for i in infos)
-    assert episodes == 4 * 8 // 2
-
-
-def test_call_order_actions_and_checks(vecs):
-    vec = make(vecs, FaultyEnv, env_kwargs=dict(fault='nan', at_step=3, env_idx=1), check_actions=True,
-               check_finite=True, **RAY)
-    with pytest.raises(APIUsageError, match=r'send\(\) needs a batch'):
-        vec.send(np.zeros(2, np.int32))
-    vec.reset()
-    with pytest.raises(APIUsageError, match=r'actions have shape \(3,\), expected \(2,\)'):
-        vec.send(np.zeros(3, np.int32))
-    with pytest.raises(APIUsageError, match=r'actions have dtype float64, expected int32'):
-        vec.send(np.zeros(2, np.float64))
-    with pytest.raises(APIUsageError, match=r'action of agent 1 is 7, outside Discrete\(4\)'):
-        vec.send(np.array([0, 7]))
-    vec.step(np.full(2, 3, np.int64))    # int64 -> int32 within range is allowed
-    vec.step(np.zeros(2, np.int32))
-    with pytest.raises(EnvDataError, match=r'env 1 \(agent 1\) produced a non-finite value in '
-                                           r'observations at step 3 after reset: nan'):
-        vec.step(np.zeros(2, np.int32))
-
-
-def test_box_actions_reach_the_envs(vecs):
-    vec = make(vecs, BoxEnv, **RAY)
-    vec.reset()
-    obs = vec.step(np.full((4, 3), 0.5, np.float64))[0]
-    assert obs.dtype == np.float32 and (obs == 0.5).all()
-
-
 # ---- faults ------------------------------------------------------------------------------------
 
 def test_env_error_names_worker_env_and_error(vecs):
@@ -268,15 +204,6 @@ def test_env_error_in_constructor_or_reset(vecs, fault, match):
     for vec in vecs:
         vec.close()
     assert alive_actors() <= before
-
-
-def test_env_that_ignores_buf_is_refused():
-    class IgnoresBuf(BoxEnv):
-        def __init__(self, buf=None, seed=0):
-            super().__init__(buf=None)
-    with pytest.raises(APIUsageError, match=r"worker 0, env 0: env 0 \(IgnoresBuf\) did not adopt "
-                                            r"buf\['observations'\]"):
-        pv.make(IgnoresBuf, **RAY)
 
 
 @pytest.mark.parametrize('how', ['ray.kill', 'SIGKILL'])

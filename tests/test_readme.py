@@ -2,7 +2,10 @@
 import pathlib
 import re
 
+import numpy as np
 import pytest
+
+from pufferlib import ClosedError
 
 README = (pathlib.Path(__file__).parent.parent / 'README.md').read_text()
 EXAMPLES = re.findall(r'```python\n(.*?)```', README, re.S)
@@ -10,14 +13,23 @@ EXAMPLES = re.findall(r'```python\n(.*?)```', README, re.S)
 
 @pytest.mark.parametrize('code', EXAMPLES, ids=[f'example{i}' for i in range(len(EXAMPLES))])
 def test_python_examples_run(code):
+    """Each example runs as written (its own asserts included), and the env or vector env it leaves
+    in `env` or `vec`, unless it closed it, resets and steps: a batch of its spaces comes back."""
     namespace = {'__name__': '__readme__'}
     exec(compile(code, 'README.md', 'exec'), namespace)
-    vec = namespace.get('vec')
-    if vec is not None:
-        vec.close()
-    env = namespace.get('env')
-    if env is not None:
-        env.close()
+    made = [namespace[name] for name in ('env', 'vec') if name in namespace]
+    assert made, 'the example makes no env or vec'
+    for env in made:
+        with env:
+            try:
+                obs, _ = env.reset(seed=1)
+            except ClosedError:    # the example closed it itself
+                continue
+            agents = env.agents_per_batch
+            assert obs.shape == (agents, *env.single_observation_space.shape)
+            obs, rewards, terminals, truncations, _ = env.step(env.action_space.sample())
+            assert obs.shape[0] == rewards.shape[0] == terminals.shape[0] == agents
+            assert np.isfinite(rewards).all()
 
 
 def test_quick_start_commands_match_ci():

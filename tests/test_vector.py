@@ -1,83 +1,19 @@
 """pufferlib.vector: make() arguments, the API on every backend, seeding and backend equivalence,
 batching, action checks, and fault matrix rows 11, 12, 14, 16, 21, 22 and 23 (in process; the rows
 that can hang or kill a process are in test_faults.py)."""
-import os
+import sys
 
 import gymnasium
 import numpy as np
 import psutil
 import pytest
 
-import pufferlib
 import pufferlib.vector as pv
 from pufferlib import ocean
 from pufferlib.examples import Match, MatchGym
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvDataError, EnvWorkerError
-from tests.faulty_env import FaultyEnv
-
-CORES = len(os.sched_getaffinity(0))
-
-
-class BoxEnv(pufferlib.PufferEnv):
-    """Box(3) actions in [-high, high]; observation = last action."""
-
-    def __init__(self, num_agents=2, high=1.0, buf=None, seed=0):
-        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (3,), np.float32)
-        self.single_action_space = gymnasium.spaces.Box(-high, high, (3,), np.float32)
-        self.num_agents = num_agents
-        super().__init__(buf)
-
-    def reset(self, seed=None):
-        self.observations[:] = 0
-        return self.observations, []
-
-    def step(self, actions):
-        self.observations[:] = actions
-        return self.observations, self.rewards, self.terminals, self.truncations, []
-
-
-@pytest.fixture
-def vecs():
-    """Collects vector envs; closes them after the test and checks that no process it started is
-    left (processes that were there before, such as the session's Xvfb, do not count)."""
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    made = []
-    yield made
-    for vec in made:
-        vec.close()
-    # multiprocessing's own helpers (resource tracker, fork server) live as long as this process.
-    ours = [p for p in psutil.Process().children(recursive=True)
-            if p.pid not in before and 'from multiprocessing.' not in ' '.join(_cmdline(p))]
-    left = psutil.wait_procs(ours, timeout=2)[1]
-    assert not left, f'processes left behind: {left}'
-
-
-def _cmdline(process):
-    try:
-        return process.cmdline()
-    except psutil.Error:
-        return []
-
-
-def make(vecs, *args, **kwargs):
-    vec = pv.make(*args, **kwargs)
-    vecs.append(vec)
-    return vec
-
-
-BACKENDS = {
-    'Native': dict(backend=pv.Native),
-    'Serial': dict(backend=pv.Serial, num_envs=2),
-    'Multiprocessing': dict(backend=pv.Multiprocessing, num_envs=2, num_workers=2),
-}
-
-
-def split_kwargs(backend, total, **env_kwargs):
-    """env_kwargs and make kwargs so that `total` sub-envs are spread over the backend's objects."""
-    opts = BACKENDS[backend]
-    per_object = total // opts.get('num_envs', 1)
-    return dict(env_kwargs={**env_kwargs, 'num_envs': per_object}, **opts)
-
+from tests.helpers import (BACKENDS, CORES, WITHOUT_RAY, BoxEnv, FaultyEnv, check_final_observations,
+                           countdown, make, rollout, same, split_kwargs)
 
 # ---- make() arguments (row 16) -----------------------------------------------------------------
 
@@ -111,12 +47,30 @@ def test_unknown_argument_lists_accepted_names():
         pv.make(Match, num_env=2)
 
 
-def test_backend_by_name_and_unknown_backend(vecs):
-    assert isinstance(make(vecs, Match, backend='Serial'), pv.Serial)
-    assert isinstance(make(vecs, Match, backend='Native'), pv.Native)
+def test_backend_by_name_in_any_case(vecs, monkeypatch):
+    for name, cls, kwargs in [('Serial', pv.Serial, {}), ('serial', pv.Serial, {}),
+                              ('NATIVE', pv.Native, {}), ('native', pv.Native, {}),
+                              ('multiprocessing', pv.Multiprocessing, BACKENDS['Multiprocessing'])]:
+        assert type(make(vecs, Match, **{**kwargs, 'backend': name})) is cls, name
+    monkeypatch.setitem(sys.modules, 'ray', None)    # Ray, once chosen, asks for ray before anything
+    for name in ('Ray', 'ray', 'RAY'):
+        with pytest.raises(APIUsageError, match=r'the Ray backend needs ray'):
+            pv.make(Match, backend=name, num_envs=2)
     with pytest.raises(APIUsageError, match=r"unknown backend 'Threads'; use one of Native, Serial, "
-                                            r"Multiprocessing, Ray"):
+                                            r"Multiprocessing, Ray \(any case\)"):
         pv.make(Match, backend='Threads')
+
+
+def test_moved_helpers_still_import_with_a_warning():
+    """The helpers the backends imported from pufferlib.vector now live in protocol.py and local.py:
+    the old path gives the same object for one release, with a DeprecationWarning."""
+    from pufferlib.vector import local, protocol
+    for name, module in [('begin', protocol), ('vector_specs', protocol), ('local_recv', local)]:
+        with pytest.warns(DeprecationWarning, match=rf'pufferlib.vector.{name} moved to '
+                                                    rf'{module.__name__}.{name}'):
+            assert getattr(pv, name) is getattr(module, name)
+    with pytest.raises(AttributeError, match="has no attribute 'create_vec'"):
+        pv.create_vec
 
 
 def test_native_needs_one_puffer_env():
@@ -147,7 +101,7 @@ class IgnoresBuf(BoxEnv):
         super().__init__(buf=None)
 
 
-@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing', 'Ray'], indirect=True)
 def test_env_that_ignores_buf_is_refused(backend):
     with pytest.raises(APIUsageError, match=r"env 0 \(IgnoresBuf\) did not adopt buf\['observations'\]"):
         pv.make(IgnoresBuf, **BACKENDS[backend])
@@ -158,7 +112,6 @@ class BadInfos(BoxEnv):
         return self.observations, self.rewards, self.terminals, self.truncations, {'a': 1}
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_infos_must_be_a_list(vecs, backend):
     vec = make(vecs, BadInfos, **BACKENDS[backend])
     vec.reset()
@@ -166,7 +119,7 @@ def test_infos_must_be_a_list(vecs, backend):
         vec.step(np.zeros((vec.agents_per_batch, 3), np.float32))
 
 
-@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing', 'Ray'], indirect=True)
 def test_mismatched_env_objects_are_refused(backend):
     with pytest.raises(APIUsageError, match=r'env 1 has single_action_space Box\(-1.0, 1.0, \(3,\), '
                                             r'float32\) but env 0 has Box\(-2.0, 2.0'):
@@ -200,7 +153,6 @@ def test_auto_workers_divide_envs_and_fit_cores(vecs):
 
 # ---- the API on every backend ------------------------------------------------------------------
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_attributes(vecs, backend):
     vec = make(vecs, FaultyEnv, env_kwargs={'num_agents': 3}, **BACKENDS[backend])
     objects = BACKENDS[backend].get('num_envs', 1)
@@ -215,7 +167,7 @@ def test_attributes(vecs, backend):
     assert vec.emulated is None
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('backend', WITHOUT_RAY)
 def test_call_order_misuse(vecs, backend):
     vec = make(vecs, FaultyEnv, **BACKENDS[backend])
     actions = np.zeros(vec.agents_per_batch, np.int32)
@@ -242,7 +194,6 @@ def test_call_order_misuse(vecs, backend):
         vec.reset()
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_recv_returns_batch_and_flat_infos(vecs, backend):
     vec = make(vecs, **split_kwargs(backend, 4, episode_length=2, report_interval=4),
                env_creator_or_creators=Match)
@@ -250,17 +201,18 @@ def test_recv_returns_batch_and_flat_infos(vecs, backend):
     obs, rewards, terminals, truncations, infos, agent_ids, masks = vec.recv()
     assert obs.shape == (4, 5) and rewards.shape == terminals.shape == truncations.shape == (4,)
     assert agent_ids.tolist() == [0, 1, 2, 3] and masks.all()
-    episodes = 0
-    for _ in range(8):
+    # Every env object reports once per 4 steps, the 2-step episodes of its sub-envs since the last
+    # report: a flat list with one dict per env object, each episode counted once.
+    objects = BACKENDS[backend].get('num_envs', 1)
+    for t in range(1, 9):
         infos = vec.step(np.zeros(4, np.int32))[4]
-        assert isinstance(infos, list) and all(isinstance(i, dict) for i in infos)
-        episodes += sum(i['n'] for i in infos)
-    assert episodes == 4 * 8 // 2    # every finished episode is counted once
+        assert type(infos) is list
+        assert [(i['n'], i['episode_length']) for i in infos] == ([(2 * 4 // objects, 2)] * objects
+                                                                  if t % 4 == 0 else [])
 
 
 # ---- actions (rows 11 and 12, check_actions) ---------------------------------------------------
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_wrong_action_shape_on_every_call(vecs, backend):
     vec = make(vecs, FaultyEnv, env_kwargs={'num_agents': 2}, **BACKENDS[backend])
     n = vec.agents_per_batch
@@ -273,7 +225,6 @@ def test_wrong_action_shape_on_every_call(vecs, backend):
         vec.send(np.zeros(n + 1, np.int32))
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_box_actions_shape_and_dtype(vecs, backend):
     vec = make(vecs, BoxEnv, **BACKENDS[backend])
     n = vec.agents_per_batch
@@ -286,7 +237,6 @@ def test_box_actions_shape_and_dtype(vecs, backend):
     assert (obs == 1).all()
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_action_dtypes(vecs, backend):
     vec = make(vecs, FaultyEnv, **BACKENDS[backend])
     n = vec.agents_per_batch
@@ -296,11 +246,10 @@ def test_action_dtypes(vecs, backend):
     with pytest.raises(APIUsageError, match=r'actions have dtype object'):
         vec.send(np.array([None] * n))
     vec.step(np.full(n, 3, np.int64))    # int64 -> int32 within range is allowed
-    if backend != 'Multiprocessing':     # there the driver env is a probe that never steps
+    if backend in ('Native', 'Serial'):  # elsewhere the driver env is a probe that never steps
         assert (vec.driver_env.actions == 3).all()
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_check_actions_ranges(vecs, backend):
     vec = make(vecs, FaultyEnv, check_actions=True, **BACKENDS[backend])
     vec.reset()
@@ -315,7 +264,6 @@ def test_check_actions_ranges(vecs, backend):
 
 # ---- check_finite (row 14) ---------------------------------------------------------------------
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_check_finite_names_env_step_and_field(vecs, backend):
     env_idx = 0 if backend == 'Native' else 1
     vec = make(vecs, FaultyEnv, env_kwargs=dict(fault='nan', at_step=5, env_idx=env_idx),
@@ -337,23 +285,6 @@ def test_without_check_finite_nan_passes(vecs):
 
 # ---- seeding and equivalence (row 21) ----------------------------------------------------------
 
-def rollout(vec, seed, steps, num_actions, reseed_at=None):
-    rng = np.random.default_rng(123)
-    obs, _ = vec.reset(seed)
-    out = [obs.copy()]
-    for t in range(steps):
-        if t == reseed_at:
-            obs, _ = vec.reset(seed)
-            out.append(obs.copy())
-        obs, rew, term, trunc, _ = vec.step(rng.integers(0, num_actions, vec.agents_per_batch))
-        out += [obs.copy(), rew.copy(), term.copy(), trunc.copy()]
-    return out
-
-
-def same(a, b):
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
 @pytest.mark.parametrize('creator, num_actions, kwargs', [
     (Match, 4, dict(episode_length=5)),
     (ocean.env_creator('squared'), 5, dict(size=5)),
@@ -362,7 +293,7 @@ def test_backends_agree_bit_for_bit(vecs, creator, num_actions, kwargs):
     """Row 21: Native with one object of 8 sub-envs == Serial and Multiprocessing with 2 objects of
     4, for 1000 steps; the same seed twice gives the same result; another seed differs."""
     runs = {}
-    for backend in BACKENDS:
+    for backend in WITHOUT_RAY:    # Ray: tests/test_ray.py, against Multiprocessing
         vec = make(vecs, creator, **split_kwargs(backend, 8, **kwargs))
         runs[backend] = rollout(vec, 7, 1000, num_actions)
         assert same(runs[backend], rollout(vec, 7, 1000, num_actions)), f'{backend} is not reproducible'
@@ -372,7 +303,7 @@ def test_backends_agree_bit_for_bit(vecs, creator, num_actions, kwargs):
     assert same(runs['Native'], runs['Multiprocessing'])
 
 
-@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing', 'Ray'], indirect=True)
 def test_env_object_seeds_are_global_indices(vecs, backend):
     """Env object k gets seed + k * agents_per_env (FaultyEnv shows seed // num_agents)."""
     vec = make(vecs, FaultyEnv, env_kwargs={'num_agents': 3}, **BACKENDS[backend])
@@ -381,7 +312,6 @@ def test_env_object_seeds_are_global_indices(vecs, backend):
     assert obs[:, 2].tolist() == [0, 1, 2, 0, 1, 2]
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_reset_none_does_not_reseed(vecs, backend):
     """reset(seed) restarts the same trajectories; reset(None) keeps the generators going."""
     vec = make(vecs, ocean.env_creator('squared'), **split_kwargs(backend, 8, size=5))
@@ -408,7 +338,6 @@ def test_native_env_objects_in_workers(vecs):
 
 # ---- autoreset (row 22) ------------------------------------------------------------------------
 
-@pytest.mark.parametrize('backend', BACKENDS)
 def test_autoreset_in_the_same_step(vecs, backend):
     vec = make(vecs, FaultyEnv, env_kwargs={'episode_length': 3}, **BACKENDS[backend])
     obs, _ = vec.reset()
@@ -480,46 +409,6 @@ def test_recv_timeout_on_healthy_env_is_not_triggered(vecs):
 
 
 # ---- final observations -------------------------------------------------------------------------
-
-class Countdown(gymnasium.Env):
-    """Observes (its id, steps into the episode); an episode lasts 2 + id % 3 steps. The id is the
-    seed of its first reset: env k of a vector env reset with seed 0 is id k."""
-    observation_space = gymnasium.spaces.Box(0, 100, (2,), np.float32)
-    action_space = gymnasium.spaces.Discrete(2)
-
-    def reset(self, seed=None, options=None):
-        if seed is not None:
-            self.id = seed
-        self.t = 0
-        return np.array([self.id, 0], np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.array([self.id, self.t], np.float32), 0.0, self.t == 2 + self.id % 3, False, {}
-
-
-def countdown(buf=None, seed=0):
-    from pufferlib.emulation import GymnasiumPufferEnv
-    return GymnasiumPufferEnv(Countdown(), buf=buf, seed=seed)
-
-
-def check_final_observations(vec, recvs=30):
-    """Steps `vec` (of countdown envs) and checks that `vec.final_observations` holds, in the rows
-    of each batch, the last observation of every episode that ended in that step."""
-    vec.async_reset(seed=0)
-    ends = 0
-    for _ in range(recvs):
-        obs, _, terminals, _, _, ids, _ = vec.recv()
-        final = vec.final_observations
-        assert final.shape == obs.shape and final.dtype == obs.dtype
-        assert obs[:, 0].tolist() == ids.tolist()
-        for i in np.flatnonzero(terminals):
-            assert final[i].tolist() == [ids[i], 2 + ids[i] % 3]
-            assert obs[i].tolist() == [ids[i], 0]    # the next episode's first
-        ends += int(terminals.sum())
-        vec.send(np.zeros(len(ids), np.int32))
-    assert ends >= recvs // 4
-
 
 ASYNC = dict(backend='Multiprocessing', num_envs=4, num_workers=4, batch_size=2, overwork=True)
 FINAL_CONFIGS = {

@@ -19,7 +19,6 @@ import select
 import signal
 import threading
 import time
-import traceback
 import weakref
 from multiprocessing import connection
 
@@ -28,8 +27,9 @@ import numpy as np
 from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
-from pufferlib.vector import (begin, check_adopted, check_finite, check_infos, checked_actions,
-                              create_env, env_error, fail, reset, set_spaces, step, vector_specs)
+from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, begin, checked_actions,
+                                       close_quietly, deliver, envs_text, fail, gathered_batch,
+                                       plan_pool, report_error, reset, spaces_of, step, vector_specs)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
@@ -37,15 +37,6 @@ WORKER_BUDGET = (0.0, 500.0, 100_000.0)
 LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
 CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before terminate(), then kill()
 ALIGN = 64
-
-
-def report_error(report, w, lo, hi):
-    """The exception for worker w's error report (it holds envs lo..hi-1)."""
-    if report['type'] == 'APIUsageError':    # misuse stays misuse, as in Serial
-        return APIUsageError(f"worker {w}, env {report['env']}: {report['message']} "
-                             f"({report['where']})")
-    return env_error(report['env'], report['type'], report['message'], report['where'],
-                     report['traceback'], worker=w, envs=range(lo, hi))
 
 
 def _layout(specs, num_workers):
@@ -68,10 +59,6 @@ def _views(raw, pad, layout):
     return views
 
 
-def _envs_text(lo, hi):
-    return f'env {lo}' if hi == lo + 1 else f'envs {lo}..{hi - 1}'
-
-
 def _describe_exit(code):
     if code is not None and code < 0:
         try:
@@ -81,60 +68,20 @@ def _describe_exit(code):
     return f'exitcode {code}'
 
 
-# ---- what Multiprocessing and Ray share: a pool of workers, each holding envs_per_worker envs ----
-
-def plan_pool(vec, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy, seed,
-              check_actions, check_finite):
-    """Set the pool's batch arithmetic and flags on `vec`, and make the driver env (env 0's twin,
-    in this process, for spaces and metadata); returns the driver."""
-    vec.num_envs, vec.num_workers, vec.batch_size = num_envs, num_workers, batch_size
-    vec.envs_per_worker = num_envs // num_workers
-    vec.workers_per_batch = batch_size // vec.envs_per_worker
-    vec.zero_copy = zero_copy or vec.workers_per_batch == num_workers
-    vec._check_values, vec._check_finite = check_actions, check_finite
-    vec._state, vec._error = 'new', None
-    vec._worker_steps = np.zeros(num_workers, np.int64)
-    driver = create_env(creators[0], args[0], kwargs[0], None, seed, 0)
-    set_spaces(vec, driver, batch_size * driver.num_agents)
-    vec.agents_per_worker = vec.agents_per_env * vec.envs_per_worker
-    vec.agent_ids = np.arange(vec.num_agents)
-    vec._ids_by_worker = vec.agent_ids.reshape(num_workers, vec.agents_per_worker)
-    return driver
-
-
-def gathered_batch(vec, gathered, chosen):
-    """(obs, rewards, terminals, truncations, ids, masks) of workers `chosen`, whose rows were
-    gathered into the arrays `gathered` ({name: (workers, agents_per_worker, ...)})."""
-    g, n = gathered, vec.agents_per_batch
-    return (g['observations'].reshape(n, *vec.single_observation_space.shape),
-            g['rewards'].reshape(n), g['terminals'].reshape(n), g['truncations'].reshape(n),
-            vec._ids_by_worker[chosen].reshape(n), g['masks'].reshape(n))
-
-
-def deliver(vec, batch, infos):
-    """The end of recv: the finite check (steps counted per worker), then recv's tuple."""
-    obs, rewards, terminals, truncations, ids, masks = batch
-    if vec._check_finite:
-        steps = vec._worker_steps
-        apw = vec.agents_per_worker
-        check_finite(vec, obs, rewards, ids, lambda row: int(steps[ids[row] // apw]))
-    vec._state = 'ready'
-    return obs, rewards, terminals, truncations, infos, ids, masks
-
-
 class Multiprocessing:
     """Env objects in `num_workers` worker processes, `num_envs // num_workers` per worker. With
     batch_size < num_envs, recv() returns the first workers that are ready (an aligned block of
     workers with zero_copy=True, any workers gathered by copy otherwise); send() acts on the workers
     of the last batch received. Make it with pufferlib.vector.make, which checks the arguments."""
     reset, step = reset, step
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, start_method=None):
         self.processes = []
         driver = plan_pool(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
                            seed, check_actions, check_finite)
-        ape, apw = self.agents_per_env, self.agents_per_worker
+        apw = self.agents_per_worker
         layout, size = _layout(vector_specs(driver, self.num_agents), num_workers)
         raw = multiprocessing.RawArray(ctypes.c_uint8, size + ALIGN)
         pad = -ctypes.addressof(raw) % ALIGN
@@ -173,7 +120,7 @@ class Multiprocessing:
         ctx = multiprocessing.get_context(start_method)
         self.start_method = ctx.get_start_method()
         conns = []
-        spaces = (self.single_observation_space, self.single_action_space, ape)
+        spaces = spaces_of(driver)
         die_with_parent = threading.current_thread() is threading.main_thread()
         try:
             for w in range(num_workers):
@@ -224,7 +171,7 @@ class Multiprocessing:
                 raise
         self._ctl.command(0, self.num_workers, _sync.RESET)
         self._worker_steps[:] = 0
-        self._next_block, self._state = 0, 'reset'
+        self._next_block, self._state = 0, RESET
 
     def send(self, actions):
         begin(self, 'send')
@@ -244,7 +191,7 @@ class Multiprocessing:
             for w in chosen:
                 self._ctl.command(w, w + 1, _sync.STEP)
             self._worker_steps[chosen] += 1
-        self._state = 'pending'
+        self._state = PENDING
 
     def recv(self, timeout=None):
         begin(self, 'recv')
@@ -271,9 +218,9 @@ class Multiprocessing:
     def close(self):
         """Idempotent. Asks every worker to close its envs and exit, terminates (then kills) any
         that has not after CLOSE_GRACE_S, and joins them all."""
-        if self._state == 'closed':
+        if self._state is CLOSED:
             return
-        self._state = 'closed'
+        self._state = CLOSED
         self._finalizer()
         self.driver_env.close()
 
@@ -308,7 +255,7 @@ class Multiprocessing:
         p.join(1.0)
         lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
         raise fail(self, EnvWorkerError(
-            f'worker {w} ({_envs_text(lo, hi)}) died ({_describe_exit(p.exitcode)}) while {doing}; '
+            f'worker {w} ({envs_text(lo, hi)}) died ({_describe_exit(p.exitcode)}) while {doing}; '
             'its stderr may hold a faulthandler traceback', worker=w, envs=range(lo, hi),
             exitcode=p.exitcode))
 
@@ -319,10 +266,10 @@ class Multiprocessing:
         deadline = time.monotonic() + 5.0
         while not conn.poll(0.05):
             if time.monotonic() > deadline or (p.exitcode is not None and not conn.poll(0)):
-                return EnvWorkerError(f'worker {w} ({_envs_text(lo, hi)}) failed while {doing} and '
+                return EnvWorkerError(f'worker {w} ({envs_text(lo, hi)}) failed while {doing} and '
                                       f'exited ({_describe_exit(p.exitcode)}) without a report',
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
-        return report_error(conn.recv(), w, lo, hi)
+        return report_error(conn.recv(), w, range(lo, hi))
 
     def _collect_infos(self, workers):
         infos = []
@@ -385,8 +332,10 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
         return    # the main process died before PR_SET_PDEATHSIG took effect
     views = _views(raw, pad, layout)
     ctl = _sync.Control(views.pop('ctl'), num_workers, *budget)
-    obs_space, act_space, ape = spaces
-    envs, index, where = [], first_env, ''
+    ape = spaces[2]
+    mine = slice(first_env * ape, (first_env + len(creators)) * ape)
+    rows = EnvRows(first_env, {name: arr[mine] for name, arr in views.items()}, ape)
+    where = ''
     while True:
         command = ctl.wait_command(w)
         if command == 0:
@@ -399,32 +348,18 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
             infos = []
             if command == _sync.INIT:
                 where = 'in its constructor'
-                for k in range(len(creators)):
-                    index = first_env + k
-                    buf = {name: arr[index * ape:(index + 1) * ape] for name, arr in views.items()}
-                    env = creators[k](*args[k], **kwargs[k], buf=buf, seed=seed + index * ape)
-                    envs.append(env)
-                    _check_worker_env(env, index, obs_space, act_space, ape)
-                    check_adopted(env, buf, index)
+                rows.build(creators, args, kwargs, seed, spaces)
             elif command == _sync.RESET:
                 where = 'in reset()'
-                base = conn.recv()
-                for k, env in enumerate(envs):
-                    index = first_env + k
-                    env_seed = None if base is None else base + index * ape
-                    infos += check_infos(env.reset(env_seed)[1])
+                infos = rows.reset(conn.recv())
             elif command == _sync.STEP:
                 where = 'in step()'
-                for k, env in enumerate(envs):
-                    index = first_env + k
-                    infos += check_infos(env.step(env.actions)[4])
+                infos = rows.step()
             payload = pickle.dumps(infos, pickle.HIGHEST_PROTOCOL) if infos else None
         except BaseException as e:
-            report = {'env': index, 'type': type(e).__name__, 'message': str(e), 'where': where,
-                      'traceback': ''.join(traceback.format_exception(type(e), e, e.__traceback__))}
             if ctl.finish(w, command, _sync.ERROR):
                 try:
-                    conn.send(report)
+                    conn.send(rows.report(e, where))
                 except OSError:
                     pass
             break
@@ -432,11 +367,7 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
             break    # the main process asked to close meanwhile
         if payload:
             conn.send_bytes(payload)
-    for env in envs:
-        try:
-            env.close()
-        except Exception:
-            pass
+    close_quietly(rows)
 
 
 def _watch(main_pid):
@@ -461,14 +392,3 @@ def _pid_exists(pid):
     except PermissionError:
         pass
     return True
-
-
-def _check_worker_env(env, index, obs_space, act_space, ape):
-    if not isinstance(env, PufferEnv):
-        raise APIUsageError(f'env {index} is a {type(env).__name__}, not a PufferEnv: wrap it with '
-                            'pufferlib.emulation (GymnasiumPufferEnv / PettingZooPufferEnv)')
-    for name, expected in (('single_observation_space', obs_space),
-                           ('single_action_space', act_space), ('num_agents', ape)):
-        if getattr(env, name) != expected:
-            raise APIUsageError(f'env {index} has {name} {getattr(env, name)} but env 0 has '
-                                f'{expected}: all envs of a vector env must match')

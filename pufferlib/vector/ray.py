@@ -19,16 +19,16 @@ import logging
 import os
 import re
 import time
-import traceback
 import weakref
 
 import numpy as np
 
+from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector import (allocate, begin, check_adopted, check_infos, checked_actions,
-                              fail, reset, step, vector_specs)
-from pufferlib.vector.processes import (_check_worker_env, _envs_text, deliver, gathered_batch,
-                                        plan_pool, report_error)
+from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, allocate, begin,
+                                       checked_actions, close_quietly, deliver, envs_text, fail,
+                                       gathered_batch, plan_pool, report_error, reset, spaces_of,
+                                       step, vector_specs)
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
 DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
@@ -120,6 +120,7 @@ class Ray:
     last batch received. `actors[w]` is worker w's actor handle, `worker_pids[w]` its process id.
     Make it with pufferlib.vector.make, which checks the arguments (and that ray is installed)."""
     reset, step = reset, step
+    __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
     def __init__(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy=True,
                  seed=0, check_actions=False, check_finite=False, ray_address=None, cpus=1.0):
@@ -127,7 +128,7 @@ class Ray:
         self.actors, self.worker_pids = [], []
         driver = plan_pool(self, creators, args, kwargs, num_envs, num_workers, batch_size, zero_copy,
                            seed, check_actions, check_finite)
-        ape, apw = self.agents_per_env, self.agents_per_worker
+        apw = self.agents_per_worker
         buffers = allocate(vector_specs(driver, self.num_agents))
         self._final = buffers.get('final_observations')
         self._result_names = RESULT_NAMES + (() if self._final is None else ('final_observations',))
@@ -161,7 +162,7 @@ class Ray:
                 self._uses_local = True
                 _local['open'] += 1
             remote = ray.remote(RayWorker).options(num_cpus=cpus, max_restarts=0)
-            spaces = (self.single_observation_space, self.single_action_space, ape)
+            spaces = spaces_of(driver)
             specs = vector_specs(driver, apw)    # of each actor's own buffers
             for w in range(num_workers):
                 lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
@@ -194,7 +195,7 @@ class Ray:
         for w in range(self.num_workers):
             self._submit(w, self.actors[w].reset.remote(seed))
         self._worker_steps[:] = 0
-        self._next_block, self._state = 0, 'reset'
+        self._next_block, self._state = 0, RESET
 
     def send(self, actions):
         begin(self, 'send')
@@ -204,7 +205,7 @@ class Ray:
         for w in chosen:
             self._submit(w, self.actors[w].step.remote(by_worker[w]))
         self._worker_steps[chosen] += 1
-        self._state = 'pending'
+        self._state = PENDING
 
     def recv(self, timeout=None):
         begin(self, 'recv')
@@ -234,9 +235,9 @@ class Ray:
         """Idempotent. Asks every actor to close its envs, gives them CLOSE_GRACE_S, kills them all
         with ray.kill and waits (up to DEATH_WAIT_S) until Ray reports them dead; then shuts down
         the local Ray instance if this was the last vector env on it."""
-        if self._state == 'closed':
+        if self._state is CLOSED:
             return
-        self._state = 'closed'
+        self._state = CLOSED
         self._pending.clear()
         if hasattr(self, '_finalizer'):
             self._finalizer.detach()
@@ -317,16 +318,16 @@ class Ray:
         except ray.exceptions.RayActorError as e:
             pid = f', pid {self.worker_pids[w]}' if len(self.worker_pids) > w else ''
             raise fail(self, EnvWorkerError(
-                f'worker {w} ({_envs_text(lo, hi)}{pid}) died while {doing}: its Ray actor is gone. '
+                f'worker {w} ({envs_text(lo, hi)}{pid}) died while {doing}: its Ray actor is gone. '
                 f'Ray says: {_death_cause(e)}', worker=w, envs=range(lo, hi),
                 remote_traceback=str(e))) from e
         except ray.exceptions.RayError as e:
             raise fail(self, EnvWorkerError(
-                f'worker {w} ({_envs_text(lo, hi)}) failed in Ray while {doing}: '
+                f'worker {w} ({envs_text(lo, hi)}) failed in Ray while {doing}: '
                 f'{type(e).__name__}: {str(e)[:500]}', worker=w, envs=range(lo, hi),
                 remote_traceback=str(e))) from e
         if isinstance(result, dict):    # an error report from the actor
-            raise fail(self, report_error(result, w, lo, hi))
+            raise fail(self, report_error(result, w, range(lo, hi)))
         return result
 
     def _drain(self):
@@ -379,65 +380,36 @@ class RayWorker:
     actor stays alive, so the driver can read it), and so does every later call."""
 
     def __init__(self, first_env, creators, args, kwargs, seed, spaces, specs):
-        self.first_env, self.seed, self.spaces, self.specs = first_env, seed, spaces, specs
-        self.creators, self.args, self.kwargs = creators, args, kwargs
-        self.envs, self.buffers, self.report, self.index = [], None, None, first_env
+        self.rows = EnvRows(first_env, allocate(specs), spaces[2])
+        self._build_args = (creators, args, kwargs, seed, spaces)
+        names = RESULT_NAMES + (('final_observations',) if 'final_observations' in specs else ())
+        self.results = tuple(self.rows.buffers[name] for name in names)
+        self.report = None
 
     def build(self):
         return self._run('in its constructor', self._build)
 
     def reset(self, seed):
-        return self._run('in reset()', self._reset, seed)
+        return self._run('in reset()', self._results, self.rows.reset, seed)
 
     def step(self, actions):
-        return self._run('in step()', self._step, actions)
+        self.rows.buffers['actions'][:] = actions
+        return self._run('in step()', self._results, self.rows.step)
 
     def close(self):
-        for env in self.envs:
-            try:
-                env.close()
-            except Exception:
-                pass
-        self.envs = []
+        close_quietly(self.rows)
 
     def _build(self):
-        obs_space, act_space, ape = self.spaces
-        self.buffers = allocate(self.specs)
-        names = RESULT_NAMES + (('final_observations',) if 'final_observations' in self.specs else ())
-        self.results = tuple(self.buffers[name] for name in names)
-        for k, creator in enumerate(self.creators):
-            index = self.index = self.first_env + k
-            buf = {name: arr[k * ape:(k + 1) * ape] for name, arr in self.buffers.items()}
-            env = creator(*self.args[k], **self.kwargs[k], buf=buf, seed=self.seed + index * ape)
-            self.envs.append(env)
-            _check_worker_env(env, index, obs_space, act_space, ape)
-            check_adopted(env, buf, index)
+        self.rows.build(*self._build_args)
         return os.getpid()
 
-    def _reset(self, seed):
-        infos, ape = [], self.spaces[2]
-        for k, env in enumerate(self.envs):
-            index = self.index = self.first_env + k
-            infos += check_infos(env.reset(None if seed is None else seed + index * ape)[1])
-        return self._results(infos)
-
-    def _step(self, actions):
-        self.buffers['actions'][:] = actions
-        infos = []
-        for k, env in enumerate(self.envs):
-            self.index = self.first_env + k
-            infos += check_infos(env.step(env.actions)[4])
-        return self._results(infos)
-
-    def _results(self, infos):
-        return self.results + (infos,)
+    def _results(self, method, *args):
+        return self.results + (method(*args),)
 
     def _run(self, where, method, *args):
         if self.report is None:
             try:
                 return method(*args)
             except Exception as e:
-                self.report = {'env': self.index, 'type': type(e).__name__, 'message': str(e),
-                               'where': where, 'traceback': ''.join(
-                                   traceback.format_exception(type(e), e, e.__traceback__))}
+                self.report = self.rows.report(e, where)
         return self.report
