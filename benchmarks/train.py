@@ -168,10 +168,8 @@ def learning_curve(game, overrides, minutes, out_dir):
                   flush=True)
         return now >= budget
 
-    try:
+    with vecenv:
         ppo.train(game, config, vecenv, policy, on_epoch=record)
-    finally:
-        vecenv.close()
     return points, config, policy
 
 
@@ -179,12 +177,9 @@ def final_eval(game, config, policy, episodes):
     """{'sampled': stats, 'greedy': stats} of the trained policy over >= `episodes` episodes."""
     results = {}
     for mode in ('sampled', 'greedy'):
-        vecenv = cli.make_vecenv(game, config)
-        try:
+        with cli.make_vecenv(game, config) as vecenv:
             results[mode] = cli.evaluate(vecenv, policy, config, episodes,
                                          greedy=(mode == 'greedy'), max_seconds=120)
-        finally:
-            vecenv.close()
     return results
 
 
@@ -230,11 +225,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     config = cli.load(game, overrides)
-    vecenv = cli.make_vecenv(game, config)
-    try:
+    with cli.make_vecenv(game, config) as vecenv:
         env_sps = cli.bench_env(vecenv, min(args.seconds, 5.0))
-    finally:
-        vecenv.close()
     print(f'{game}: env only (random actions) {env_sps:,.0f} agent-steps/s', flush=True)
     published = PUBLISHED_SPS.get(game)
 

@@ -62,8 +62,7 @@ def make_vecenv(name, config, **env_overrides):
     kwargs = {k: v for k, v in vec.items() if v != 'auto'}
     if backend != 'ray' or kwargs.get('ray_address') is None:
         kwargs.pop('ray_address', None)
-    # .capitalize(): a shim until pufferlib.vector.make takes backend names in any case.
-    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend.capitalize(),
+    return pufferlib.vector.make(creator, env_kwargs=env_kwargs, backend=backend,
                                  seed=config['train']['seed'], **kwargs)
 
 
@@ -120,13 +119,10 @@ def cmd_train(name, args, overrides):
     rank, world_size = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
-        vecenv = make_vecenv(name, config)
-        try:  # this opened the vector env: it closes it, however training ends
+        with make_vecenv(name, config) as vecenv:  # opened here, so closed here
             policy = build_policy(vecenv, config)
             dashboard = make_dashboard(name, policy, config, world_size=world_size) if rank == 0 else None
             trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
-        finally:
-            vecenv.close()
     finally:
         distributed.close_distributed()
     if rank != 0:
@@ -152,15 +148,12 @@ def cmd_eval(name, args, overrides):
         config['vec'] = {**config['vec'], 'backend': 'native', 'num_envs': 1}
         env_overrides = {'num_envs': 1, 'render_mode': 'human'} if 'num_envs' in config['env'] \
             else {'render_mode': 'human'}
-    vecenv = make_vecenv(name, config, **env_overrides)
-    try:
+    with make_vecenv(name, config, **env_overrides) as vecenv:
         policy = build_policy(vecenv, config)
         if payload is not None:
             checkpoint.load_model(policy, payload, payload['path'])
         stats = evaluate(vecenv, policy, config, args.episodes, render,
                          max_seconds=args.seconds, greedy=args.greedy)
-    finally:
-        vecenv.close()
     source = payload['path'] if payload else 'an untrained policy'
     print(f'eval {name} with {source}:')
     for key, value in stats.items():
@@ -213,11 +206,8 @@ def cmd_play(name, args, overrides):
 def cmd_bench(name, args, overrides):
     """Env SPS with random actions (no torch), then trainer SPS when torch is installed."""
     config = load(name, overrides, args.config)
-    vecenv = make_vecenv(name, config)
-    try:
+    with make_vecenv(name, config) as vecenv:
         sps = bench_env(vecenv, args.seconds or 10.0)
-    finally:
-        vecenv.close()
     print(f'{name}: env {sps:,.0f} agent-steps/s (random actions, {vecenv.num_agents} agents)',
           flush=True)
     try:
@@ -256,8 +246,7 @@ def bench_trainer(name, config, seconds, warmup=1):
     rank, world = distributed.init_distributed(config['train'])
     try:
         setup_torch(config['train'], rank)
-        vecenv = make_vecenv(name, config)
-        try:
+        with make_vecenv(name, config) as vecenv:
             trainer = ppo.Trainer(config['train'], vecenv, build_policy(vecenv, config))
             for _ in range(warmup):
                 trainer.rollout()
@@ -270,8 +259,6 @@ def bench_trainer(name, config, seconds, warmup=1):
                 trainer.epoch_summary()   # merges the ranks' step counts: global_step is global
                 if distributed.agree(time.perf_counter() - start >= seconds, world):
                     return (trainer.global_step - step) / (time.perf_counter() - start)
-        finally:
-            vecenv.close()
     finally:
         distributed.close_distributed()
 

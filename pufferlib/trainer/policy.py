@@ -37,7 +37,7 @@ def restore_observations(emulated):
     (a dict or tuple of tensors), or None when the env is not emulated or observes a plain Box."""
     if not emulated or isinstance(emulated['observation_space'], spaces.Box):
         return None
-    from pufferlib.emulation_torch import nativize, nativize_layout
+    from pufferlib.spaces_torch import nativize, nativize_layout
     space = emulated['observation_space']
     layout = nativize_layout(space)
     return lambda obs: nativize(obs, space, layout)
