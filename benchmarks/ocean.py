@@ -5,9 +5,10 @@ One process at num_envs 1 / 64 / 1024, and 1024 sub-envs under pufferlib.vector.
 random actions are generated before timing. The baseline column is the published PufferLib 3.0
 figure for the same game (one process, 1024 envs) measured on this machine kind (issue 3).
 
-    python benchmarks/ocean.py [--quick] [--seconds S] [--envs breakout,connect4]
+    python benchmarks/ocean.py [--quick] [--seconds S] [--envs breakout,connect4] [--kwargs features=True]
 """
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -48,22 +49,22 @@ def steps_per_second(env, num_agents, seconds, repeats=3):
     return best
 
 
-def one_process(name, num_envs, seconds):
-    env = pufferlib.ocean.make(name, num_envs=num_envs)
+def one_process(name, num_envs, seconds, kwargs):
+    env = pufferlib.ocean.make(name, num_envs=num_envs, **kwargs)
     try:
         return steps_per_second(env, num_envs, seconds)
     finally:
         env.close()
 
 
-def multiprocessing(name, seconds, workers=2, total=1024):
+def multiprocessing(name, seconds, kwargs, workers=2, total=1024):
     """Agent-steps/s under Multiprocessing, or None when pufferlib.vector is not available."""
     try:
         import pufferlib.vector
     except ImportError:
         return None
     vec = pufferlib.vector.make(pufferlib.ocean.env_creator(name),
-                                env_kwargs={'num_envs': total // workers},
+                                env_kwargs={'num_envs': total // workers, **kwargs},
                                 backend=pufferlib.vector.Multiprocessing,
                                 num_envs=workers, num_workers=workers)
     try:
@@ -79,9 +80,15 @@ def main():
                         help='time per measurement (the best of 3 equal parts is reported)')
     parser.add_argument('--envs', default=','.join(sorted(pufferlib.ocean.ENVS)),
                         help='comma-separated Ocean env names')
+    parser.add_argument('--kwargs', default='',
+                        help='constructor arguments for every env, comma-separated, e.g. features=True')
     args = parser.parse_args()
     seconds = 0.1 if args.quick else args.seconds
     names = args.envs.split(',')
+    kwargs = {key: ast.literal_eval(value) for key, value in
+              (item.split('=', 1) for item in args.kwargs.split(',') if item)}
+    if kwargs:
+        print('every env with', ', '.join(f'{k}={v!r}' for k, v in kwargs.items()))
     header = (f'{"env":<14}' + ''.join(f'{f"{n} env" + ("s" if n > 1 else ""):>11}' for n in SIZES)
               + f'{"MP 2x512":>11}{"MP/1proc":>10}{"published@1024":>16}{"ours/pub":>10}')
     print('M agent-steps/s, random actions, best of 3 timings (on a shared machine compare ratios '
@@ -90,8 +97,8 @@ def main():
     print('-' * len(header))
     missing_vector = False
     for name in names:
-        rates = [one_process(name, n, seconds) for n in SIZES]
-        mp = multiprocessing(name, seconds)
+        rates = [one_process(name, n, seconds, kwargs) for n in SIZES]
+        mp = multiprocessing(name, seconds, kwargs)
         missing_vector |= mp is None
         published = BASELINE.get(name)
         low = float(published.split('-')[0]) if published else None

@@ -40,11 +40,7 @@ def imports(path):
     return found
 
 
-# Known until issue 13 item 4 lands (the games compute their observation features in C): drop then.
-TORCH_IN_GAMES = {'pufferlib.ocean.connect4.connect4', 'pufferlib.ocean.triple_triad.triple_triad'}
-MODULES = [pytest.param(path, id=module_name(path), marks=pytest.mark.xfail(
-    reason='observation_features in torch (issue 13 item 4)')) if module_name(path) in TORCH_IN_GAMES
-    else pytest.param(path, id=module_name(path)) for path in sorted(PACKAGE.rglob('*.py'))]
+MODULES = [pytest.param(path, id=module_name(path)) for path in sorted(PACKAGE.rglob('*.py'))]
 
 
 @pytest.mark.parametrize('path', MODULES)

@@ -576,15 +576,13 @@ def buffers(n=2, **change):
 def test_bad_buffers_are_named(change, message):
     b = buffers(**change)
     with pytest.raises(ValueError, match=message):
-        binding.Binding(b['observations'], b['actions'], b['rewards'], b['terminals'],
-                        b['truncations'], 2, 0)
+        binding.Binding(b, 2, 0)
 
 
 def test_continuous_needs_float_actions_and_bad_kwargs():
     b = buffers()
     with pytest.raises(ValueError, match='actions has dtype int32, expected float32'):
-        binding.Binding(b['observations'], b['actions'], b['rewards'], b['terminals'],
-                        b['truncations'], 2, 0, continuous=True)
+        binding.Binding(b, 2, 0, continuous=True)
     with pytest.raises(ValueError, match='frameskip is 0'):
         Breakout(frameskip=0)
 

@@ -558,7 +558,7 @@ def test_bad_buffers_name_the_array(name, bad, match):
     bufs = buffers()
     bufs[name] = bad
     with pytest.raises(ValueError, match=match):
-        binding.Binding(num_envs=2, **bufs)
+        binding.Binding(bufs, num_envs=2)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -647,7 +647,7 @@ def test_action_mask_allows_exactly_the_columns_that_are_not_full():
 
 
 def reference_features(board):
-    """observation_features by hand: pieces of each side, the cell each legal column's piece lands
+    """The 5 feature planes by hand: pieces of each side, the cell each legal column's piece lands
     on, and the empty cells where a piece of each side would make four (whether reachable or not)."""
     planes = np.zeros((5, 6, 7), np.float32)
     for row in range(6):
@@ -664,23 +664,58 @@ def reference_features(board):
     return planes.reshape(-1)
 
 
-def test_observation_features_match_a_plain_reference():
-    torch = pytest.importorskip('torch')
-    rng = np.random.default_rng(3)
-    boards = [play_random_position(rng) for _ in range(300)]
-    boards += [parse('''.......
-                        .......
-                        ...O...
-                        ...O...
-                        .XXXO..
-                        XOOXOX.''')]
-    obs = np.array(boards, np.float32).reshape(-1, 42)
-    features = Connect4.observation_features(torch.from_numpy(obs)).numpy()
-    expected = np.array([reference_features(b) for b in boards])
-    assert features.shape == (len(boards), 5 * 42) and features.dtype == np.float32
-    np.testing.assert_array_equal(features, expected)
-    assert expected[:, 3 * 42:].sum() > 100     # threats are common enough to be tested
-    last = expected[-1].reshape(5, 6, 7)
-    assert [tuple(cell) for cell in np.argwhere(last[3])] == [(4, 0)]       # X's row of four
-    assert [tuple(cell) for cell in np.argwhere(last[2])] == [(1, 3), (3, 1), (3, 2), (3, 4), (4, 0),
-                                                             (4, 5), (5, 6)]
+def test_feature_planes_follow_the_board_in_every_step():
+    """features=True: the observation is the board, then the reference's 5 planes, after every step
+    of random play (full columns, wins and losses included: the step that ends an episode shows the
+    next one's empty board and its planes). The board part and the game are those of features=False."""
+    n = 16
+    plain, featured = make(num_envs=n, seed=4), make(num_envs=n, seed=4, features=True)
+    assert featured.single_observation_space.shape == (42 + 5 * 42,)
+    assert featured.observations.shape == (n, 252)
+    np.testing.assert_array_equal(featured.observations[:, 42:],
+                                  np.tile(reference_features(parse('.......\n' * 6)), (n, 1)))
+    rng = np.random.default_rng(1)
+    ended = threats = 0
+    for _ in range(400):
+        actions = random_actions(featured, rng, invalid=0.1)
+        step(plain, *actions)
+        step(featured, *actions)
+        np.testing.assert_array_equal(featured.observations[:, :42], plain.observations)
+        np.testing.assert_array_equal(featured.rewards, plain.rewards)
+        np.testing.assert_array_equal(featured.terminals, plain.terminals)
+        for i in range(n):
+            s = featured.c.get_state(i)
+            board = board_of(s['agent'], s['opponent'])
+            np.testing.assert_array_equal(featured.observations[i, 42:], reference_features(board))
+            if featured.terminals[i]:
+                assert not any(map(any, board))
+        ended += featured.terminals.sum()
+        threats += featured.observations[:, 42 + 3 * 42:].sum()
+    assert ended > 200 and threats > 1000
+
+
+def test_feature_planes_of_a_hand_built_position():
+    env = make(features=True)
+    board = set_board(env, 0, '''.......
+                                .......
+                                ...O...
+                                ...O...
+                                .XXXO..
+                                XOOXOX.''')
+    planes = env.observations[0, 42:].reshape(5, 6, 7)
+    np.testing.assert_array_equal(planes.reshape(-1), reference_features(board))
+    np.testing.assert_array_equal(planes[0] - planes[1], np.array(board))
+    assert [tuple(cell) for cell in np.argwhere(planes[3])] == [(4, 0)]        # X's row of four
+    assert [tuple(cell) for cell in np.argwhere(planes[2])] == [(1, 3), (3, 1), (3, 2), (3, 4), (4, 0),
+                                                               (4, 5), (5, 6)]
+    assert not planes[4].any()
+    board = set_board(env, 0, '''.......
+                                 .......
+                                 .......
+                                 .......
+                                 ..X....
+                                 .XOOO.X''')
+    planes = env.observations[0, 42:].reshape(5, 6, 7)
+    np.testing.assert_array_equal(planes.reshape(-1), reference_features(board))
+    assert [tuple(cell) for cell in np.argwhere(planes[4])] == [(5, 5)]        # O's row of four
+    assert not planes[3].any()

@@ -15,8 +15,11 @@ import pufferlib.ocean
 from pufferlib.exceptions import APIUsageError
 
 NAMES = sorted(pufferlib.ocean.ENVS)
-# Extra configurations worth the same checks (the Box-action path of the binding).
-CONFIGS = [(name, {}) for name in NAMES] + [('breakout', {'continuous': True})]
+# Extra configurations worth the same checks: the Box-action path of the binding, and the games'
+# observation option `features` (a longer observation row).
+CONFIGS = [(name, {}) for name in NAMES] + [('breakout', {'continuous': True}),
+                                             ('connect4', {'features': True}),
+                                             ('triple_triad', {'features': True})]
 CONFIG_IDS = [name + ('-' + '-'.join(kw) if kw else '') for name, kw in CONFIGS]
 INFO_KEYS = {'episode_return', 'episode_length', 'score', 'perf', 'n'}
 
@@ -141,8 +144,51 @@ def test_bad_buffers_name_the_array(name, array, bad, match):
         match = (f'observations rows hold {env.observations.shape[1] + 1} values, '
                  f'expected {env.observations.shape[1]}')
     with pytest.raises(ValueError, match=match):
-        binding_module(name).Binding(*buffers.values(), 4)
-    binding_module(name).Binding(*good_buffers(env, 4).values(), 4).close()   # the good ones work
+        binding_module(name).Binding(buffers, 4)
+    binding_module(name).Binding(good_buffers(env, 4), 4).close()   # the good ones work
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_buffers_must_be_a_dict_of_the_five_arrays(name):
+    env = make(name, num_envs=1)
+    buffers = good_buffers(env, 4)
+    with pytest.raises(ValueError, match='buffers must be a dict with the arrays observations, '
+                                         'actions, rewards, terminals, truncations; got list'):
+        binding_module(name).Binding(list(buffers.values()), 4)
+    del buffers['truncations']
+    with pytest.raises(ValueError, match=r"got \['actions', 'observations', 'rewards', 'terminals'\]"):
+        binding_module(name).Binding(buffers, 4)
+
+
+# Each space as its game's header defines it (binding.obs_size(...) and binding.NUM_ACTIONS).
+SPACES = {'squared': (121, 5), 'breakout': (118, 3), 'breakout-continuous': (118, None),
+          'connect4': (42, 7), 'connect4-features': (42 + 5 * 42, 7), 'triple_triad': (114, 14),
+          'triple_triad-features': (114 + 131, 14)}
+
+
+@pytest.mark.parametrize('name, kwargs', CONFIGS, ids=CONFIG_IDS)
+def test_spaces_come_from_the_binding_and_fit_its_buffers(name, kwargs):
+    """The Python spaces are the header's sizes, and the binding takes exactly the buffers they
+    give: an observation row one value longer is refused with the size the binding expects."""
+    env = make(name, num_envs=2, **kwargs)
+    obs_size, num_actions = SPACES[CONFIG_IDS[CONFIGS.index((name, kwargs))]]
+    assert env.single_observation_space.shape == (obs_size,)
+    assert getattr(env.single_action_space, 'n', None) == num_actions
+    buffers = {key: np.zeros_like(getattr(env, key)) for key in good_buffers(env, 2)}
+    binding_module(name).Binding(buffers, 2, **kwargs).close()
+    buffers['observations'] = np.zeros((2, obs_size + 1), np.float32)
+    with pytest.raises(ValueError, match=f'observations rows hold {obs_size + 1} values, '
+                                         f'expected {obs_size}$'):
+        binding_module(name).Binding(buffers, 2, **kwargs)
+
+
+def test_squared_observation_fits_the_clamped_grid():
+    """size < 3 is clamped to 3 in C; the observation space says so (9 values, not size ** 2)."""
+    env = make('squared', num_envs=2, size=1)
+    assert env.single_observation_space.shape == (9,)
+    for a in random_actions(env, np.random.default_rng(0), 50):
+        env.step(a)
+        assert (env.observations == 1).sum(axis=1).tolist() == [1, 1]
 
 
 # ---- fault row 18: symbol hygiene; every env really steps ----

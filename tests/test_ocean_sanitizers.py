@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OCEAN = os.path.join(ROOT, 'pufferlib', 'ocean')
 NAMES = sorted(pufferlib.ocean.ENVS)
-CONFIGS = [(name, {}) for name in NAMES] + [('breakout', {'continuous': True})]
+CONFIGS = [(name, {}) for name in NAMES] + [('breakout', {'continuous': True}),
+                                             ('connect4', {'features': True}),
+                                             ('triple_triad', {'features': True})]
 SANITIZE = ['-O1', '-g', '-fsanitize=address,undefined', '-fno-omit-frame-pointer',
             '-fno-sanitize-recover=undefined']
 REPORT = re.compile(r'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer')
@@ -101,7 +103,7 @@ RUN_SCRIPT = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('name, kwargs', CONFIGS,
-                         ids=[name + ('-continuous' if kw else '') for name, kw in CONFIGS])
+                         ids=[name + ''.join('-' + key for key in kw) for name, kw in CONFIGS])
 def test_binding_under_sanitizers(sanitized_lib, name, kwargs):
     import json
     libasan = subprocess.run(['gcc', '-print-file-name=libasan.so'], capture_output=True, text=True,

@@ -303,52 +303,6 @@ def test_make_policy_takes_the_envs_action_mask():
         Default(spaces.Box(0, 1, (6,)), spaces.Box(-1, 1, (2,)), 8, action_mask=parity_mask)
 
 
-def squares(observations):
-    """A stand-in for an env's observation_features: the observation and its squares."""
-    return torch.cat([observations, observations ** 2], dim=-1)
-
-
-@pytest.mark.parametrize('lstm', [False, True])
-def test_observation_features_are_the_encoders_input_in_rollout_and_training(lstm):
-    torch.manual_seed(0)
-    featured = Default(spaces.Box(-1, 1, (6,)), spaces.Discrete(4), 8, features=squares)
-    plain = Default(spaces.Box(-1, 1, (12,)), spaces.Discrete(4), 8)
-    plain.load_state_dict(featured.state_dict())      # same shapes: the encoder takes 12 inputs
-    if lstm:
-        featured, plain = LSTMWrapper(featured), LSTMWrapper(plain)
-        plain.load_state_dict(featured.state_dict())
-    obs = torch.rand(4, 5, 6) * 2 - 1
-    state = (torch.rand(4, 8), torch.rand(4, 8)) if lstm else None
-    step_logits, step_values, _ = featured.forward_step(obs[:, 0], state)
-    ref_logits, ref_values, _ = plain.forward_step(squares(obs[:, 0]), state)
-    assert torch.allclose(step_logits, ref_logits) and torch.allclose(step_values, ref_values)
-    logits, values = featured(obs, state)              # training: (B, T, ...) observations
-    ref_logits, ref_values = plain(squares(obs), state)
-    assert torch.allclose(logits, ref_logits) and torch.allclose(values, ref_values)
-
-
-@pytest.mark.parametrize('bad, what', [
-    (lambda obs: obs.sum(-1), 'returned torch.float32 of shape \\(2,\\)'),
-    (lambda obs: obs.reshape(-1), 'returned torch.float32 of shape \\(12,\\)'),
-    (lambda obs: obs > 0, 'returned torch.bool of shape \\(2, 6\\)'),
-    (lambda obs: obs.numpy(), 'returned ndarray'),
-])
-def test_observation_features_of_the_wrong_kind_are_an_api_usage_error(bad, what):
-    with pytest.raises(APIUsageError, match=what + '.*float tensor of shape \\(2, F\\)'):
-        Default(spaces.Box(-1, 1, (6,)), spaces.Discrete(4), 8, features=bad)
-
-
-def test_make_policy_takes_the_envs_observation_features():
-    from pufferlib.ocean.connect4.connect4 import Connect4
-    env = Connect4(num_envs=2)
-    policy = make_policy(env, 8, 1, lstm=False)
-    assert policy.features is Connect4.observation_features
-    assert policy.encoder[0].in_features == 5 * 42
-    assert make_policy(env, 8, 1, lstm=True).policy.features is Connect4.observation_features
-    raw = make_policy(env, 8, 1, lstm=False, features=False)
-    assert raw.features is None and raw.encoder[0].in_features == 42
-
-
 def test_gumbel_sampling_follows_the_distribution():
     torch.manual_seed(0)
     logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).expand(30000, 3)

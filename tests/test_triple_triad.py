@@ -530,11 +530,11 @@ def test_get_state_bad_index():
 
 
 def buffers(n=4, obs=None, actions=None, rewards=None, terminals=None, truncations=None):
-    return [obs if obs is not None else np.zeros((n, 114), np.float32),
-            actions if actions is not None else np.zeros(n, np.int32),
-            rewards if rewards is not None else np.zeros(n, np.float32),
-            terminals if terminals is not None else np.zeros(n, bool),
-            truncations if truncations is not None else np.zeros(n, bool)]
+    return dict(observations=obs if obs is not None else np.zeros((n, 114), np.float32),
+                actions=actions if actions is not None else np.zeros(n, np.int32),
+                rewards=rewards if rewards is not None else np.zeros(n, np.float32),
+                terminals=terminals if terminals is not None else np.zeros(n, bool),
+                truncations=truncations if truncations is not None else np.zeros(n, bool))
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -542,6 +542,8 @@ def buffers(n=4, obs=None, actions=None, rewards=None, terminals=None, truncatio
     (dict(obs=np.zeros((4, 228), np.float32)[:, ::2]), 'observations must be a writeable C-contiguous'),
     (dict(obs=np.zeros((3, 114), np.float32)), 'observations has 3 rows, expected at least 4'),
     (dict(obs=np.zeros((4, 113), np.float32)), 'observations rows hold 113 values, expected 114'),
+    (dict(obs=np.zeros((4, 114), np.float32), features=True),
+     'observations rows hold 114 values, expected 245'),
     (dict(actions=np.zeros(4, np.int64)), 'actions has dtype int64, expected int32'),
     (dict(actions=np.zeros(2, np.int32)), 'actions has 2 rows'),
     (dict(rewards=np.zeros(4, np.float64)), 'rewards has dtype float64'),
@@ -549,8 +551,9 @@ def buffers(n=4, obs=None, actions=None, rewards=None, terminals=None, truncatio
     (dict(truncations=np.zeros(8, bool)[::2]), 'truncations must be a writeable C-contiguous'),
 ])
 def test_bad_buffers_name_the_array(kwargs, match):
+    features = kwargs.pop('features', False)
     with pytest.raises(ValueError, match=match):
-        binding.Binding(*buffers(**kwargs), 4)
+        binding.Binding(buffers(**kwargs), 4, features=features)
 
 
 def test_registry_and_spaces():
@@ -644,10 +647,13 @@ def test_bad_config():
         TripleTriad(max_steps=0)
 
 
-# ---- the policy's observation features ----
+# ---- the observation option `features` ----
+
+FEATURES = 114                  # where the features start in the observation row
+
 
 def reference_features(s):
-    """observation_features by hand from a state (see its docstring)."""
+    """The observation with features=True by hand from a state (triple_triad.h lists the layout)."""
     values, owner = s['values'], s['owner']
     bot_hand = [k for k in range(5, 10) if s['location'][k] == 0]
 
@@ -670,24 +676,66 @@ def reference_features(s):
     exposed = [exposure(s['card'][c], c) / 4 if owner[c] == AGENT else 0 for c in range(9)]
     pick = np.eye(5)[selected] if selected >= 0 else np.zeros(5)
     free = [c for c in range(9) if owner[c] == 0]
-    best = [max(-1, max(flip[k, c] - expo[k, c] for c in free)) if s['location'][k] == 0 else 0
+    best = [max([-1] + [flip[k, c] - expo[k, c] for c in free]) if s['location'][k] == 0 else 0
             for k in range(5)]
     return np.concatenate([ref_obs(s), pick, pick @ np.array(values[:5]) / 7, flip.ravel(),
                            expo.ravel(), exposed, pick @ flip, pick @ expo, best]).astype(np.float32)
 
 
-def test_observation_features_match_a_plain_reference():
-    torch = pytest.importorskip('torch')
-    env = make(num_envs=16, seed=9)
+def test_features_follow_the_state_in_every_step():
+    """features=True: after every step of random play (no-ops, the bot's moves, finished games: the
+    step that ends an episode shows the next one's features) the observation is the reference's; the
+    first 114 values and the game are those of features=False."""
+    n = 16
+    plain, featured = make(num_envs=n, seed=9), make(num_envs=n, seed=9, features=True)
+    assert featured.single_observation_space.shape == (FEATURES + 131,)
+    assert featured.observations.shape == (n, 245)
     rng = np.random.default_rng(4)
-    checked = np.zeros(5)
-    for _ in range(120):
-        states = [env.c.get_state(i) for i in range(16)]
-        features = TripleTriad.observation_features(torch.from_numpy(env.observations.copy()))
+    checked, ended = np.zeros(5), 0
+    for _ in range(400):
+        states = [featured.c.get_state(i) for i in range(n)]
         expected = np.array([reference_features(s) for s in states])
-        assert features.shape == expected.shape and features.dtype == torch.float32
-        np.testing.assert_allclose(features.numpy(), expected, atol=1e-6)
+        np.testing.assert_allclose(featured.observations, expected, atol=1e-6)
         checked += [(expected[:, a:b] != 0).sum() for a, b in ((123, 168), (168, 213), (213, 222),
                                                               (222, 231), (240, 245))]
-        step(env, *[smart_action(s, rng) for s in states])
+        actions = [smart_action(s, rng) for s in states]
+        step(plain, *actions)
+        step(featured, *actions)
+        np.testing.assert_array_equal(featured.observations[:, :FEATURES], plain.observations)
+        np.testing.assert_array_equal(featured.rewards, plain.rewards)
+        np.testing.assert_array_equal(featured.terminals, plain.terminals)
+        ended += featured.terminals.sum()
     assert (checked > 50).all()     # flips, exposure, exposed cards, selected card's flips, best
+    assert ended > 100
+
+
+def test_features_of_a_hand_built_state():
+    """Agent card 0 (N 6, E S W 2) selected; a bot card of 3s on cell 1; the agent's card 1 (4s) on
+    cell 8; the bot's hand: one card of 7s and three of 1s. On the centre cell card 0 flips the
+    bot card above it (1 side of 4) and faces three empty cells, each beaten by 1 of the 4 bot
+    cards: exposure 3 * 1/4 / 4. Card 1 on cell 8 faces two empty cells, each beaten by the 7s."""
+    env = make(features=True)
+    state = blank_state(agent=[[6, 2, 2, 2]] + [[4, 4, 4, 4]] * 4,
+                        bot=[[3, 3, 3, 3], [7, 7, 7, 7]] + [[1, 1, 1, 1]] * 3)
+    put(state, 5, 1)
+    put(state, 1, 8)
+    state['selected'] = [0, -1]
+    env.c.set_state(0, **state)
+    obs = env.observations[0]
+    np.testing.assert_allclose(obs, reference_features(env.c.get_state(0)), atol=1e-6)
+    f = obs[FEATURES:]
+    np.testing.assert_array_equal(f[0:5], [1, 0, 0, 0, 0])                  # card 0 selected
+    np.testing.assert_allclose(f[5:9], np.array([6, 2, 2, 2]) / 7)
+    flips, exposure = f[9:54].reshape(5, 9), f[54:99].reshape(5, 9)
+    np.testing.assert_array_equal(flips[0], [0, 0, 0, 0, 0.25, 0, 0, 0, 0])
+    # the 4s beat the bot card's 3s from below (cell 4) and beside it (cells 0 and 2)
+    np.testing.assert_array_equal(flips[1:], np.tile([0.25, 0, 0.25, 0, 0.25, 0, 0, 0, 0], (4, 1)))
+    assert exposure[0, 4] == 0.1875 and exposure[0, 0] == exposure[0, 2] == 0.0625
+    np.testing.assert_array_equal(f[99:108], [0] * 8 + [0.125])            # card 1 on cell 8
+    np.testing.assert_array_equal(f[108:117], flips[0])
+    np.testing.assert_array_equal(f[117:126], exposure[0])
+    # best: card 0 on the centre (0.25 - 0.1875), the 4s on cell 0 or 2 (0.25 - 0.0625); card 1 is played
+    np.testing.assert_array_equal(f[126:131], [0.0625, 0, 0.1875, 0.1875, 0.1875])
+    env.c.set_state(0, selected=[-1, -1])
+    assert not env.observations[0, FEATURES:FEATURES + 9].any()
+    assert not env.observations[0, FEATURES + 108:FEATURES + 126].any()

@@ -59,29 +59,35 @@ cdef class VecEnv:
     cdef int* int_actions
     cdef object buffers
 
-    cdef void setup(self, size_t env_size, env_fn c_reset, env_fn c_step, env_fn c_close,
-                    observations, actions, rewards, terminals, truncations, int num_envs,
-                    int obs_size, int action_size, int num_actions, seed) except *:
-        """num_actions > 0: int32 actions checked against [0, num_actions) on every step;
-        num_actions == 0: float32 actions, which the game must clamp (NaN included)."""
+    cdef void setup(self, buffers, int num_envs, seed, size_t env_size, env_fn c_reset,
+                    env_fn c_step, env_fn c_close, int obs_size, int num_actions,
+                    int action_size=1) except *:
+        """Wire `num_envs` sub-envs of `env_size` bytes to rows of `buffers` (a dict of arrays by
+        name, NativeEnv.buffers()) and seed them. num_actions > 0: int32 actions checked against
+        [0, num_actions) on every step; num_actions == 0: float32 actions, which the game must
+        clamp (NaN included)."""
         if num_envs < 1:
             raise ValueError(f'num_envs is {num_envs}: it must be at least 1')
-        check_buffer('observations', observations, np.float32, num_envs, obs_size)
-        check_buffer('actions', actions, np.int32 if num_actions else np.float32, num_envs, action_size)
-        for name, arr in (('rewards', rewards), ('terminals', terminals), ('truncations', truncations)):
-            check_buffer(name, arr, np.float32 if name == 'rewards' else np.bool_, num_envs, 1)
+        dtypes = {'observations': np.float32, 'actions': np.int32 if num_actions else np.float32,
+                  'rewards': np.float32, 'terminals': np.bool_, 'truncations': np.bool_}
+        if not isinstance(buffers, dict) or any(name not in buffers for name in dtypes):
+            got = sorted(buffers) if isinstance(buffers, dict) else type(buffers).__name__
+            raise ValueError(f'buffers must be a dict with the arrays {", ".join(dtypes)}; got {got}')
+        row_sizes = {'observations': obs_size, 'actions': action_size}
+        for name in dtypes:
+            check_buffer(name, buffers[name], dtypes[name], num_envs, row_sizes.get(name, 1))
         self.envs = <char*>calloc(num_envs, env_size)
         if self.envs == NULL:
             raise MemoryError(f'cannot allocate {num_envs} sub-envs')
-        self.buffers = (observations, actions, rewards, terminals, truncations)
+        self.buffers = {name: buffers[name] for name in dtypes}   # kept alive while wired
         self.env_size, self.num_envs = env_size, num_envs
         self.obs_size, self.action_size, self.num_actions = obs_size, action_size, num_actions
         self.c_reset, self.c_step, self.c_close = c_reset, c_step, c_close
-        self.int_actions = <int*><size_t>actions.ctypes.data
+        self.int_actions = <int*><size_t>buffers['actions'].ctypes.data
         cdef int i
-        cdef size_t obs = observations.ctypes.data, act = actions.ctypes.data
-        cdef size_t rew = rewards.ctypes.data, term = terminals.ctypes.data
-        cdef size_t trunc = truncations.ctypes.data
+        cdef size_t obs = buffers['observations'].ctypes.data, act = buffers['actions'].ctypes.data
+        cdef size_t rew = buffers['rewards'].ctypes.data, term = buffers['terminals'].ctypes.data
+        cdef size_t trunc = buffers['truncations'].ctypes.data
         cdef EnvHead* h
         for i in range(num_envs):
             h = self.head(i)

@@ -2,16 +2,21 @@
 sub-envs in one C loop and keeps per-sub-env episode logs."""
 import numpy as np
 
-from pufferlib import PufferEnv, check_actions
+from pufferlib import BUFFER_NAMES, PufferEnv, check_actions
 
 
 class NativeEnv(PufferEnv):
-    """Subclasses set their spaces, `num_agents`, then call `super().__init__(buf)` and create
-    `self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
-    self.truncations, num_envs, seed, **config)`. Episode stats are reported as one info dict
-    every `report_interval` steps (means over the episodes finished since the last report)."""
+    """Subclasses set their spaces (sized by their binding's `obs_size(...)` and `NUM_ACTIONS`),
+    `num_agents`, then call `super().__init__(buf)` and create `self.c =
+    binding.Binding(self.buffers(), num_envs, seed, **config)`. Episode stats are reported as one
+    info dict every `report_interval` steps (means over the episodes finished since the last
+    report)."""
 
     report_interval = 128
+
+    def buffers(self):
+        """This env's arrays by name, as a binding takes them (it ignores `masks`)."""
+        return {name: getattr(self, name) for name in BUFFER_NAMES}
 
     def reset(self, seed=None):
         self.c.reset(seed)

@@ -103,8 +103,7 @@ def setup_torch(cfg, rank=0):
 def build_policy(vecenv, config):
     from pufferlib.trainer.policy import make_policy
     p = config['policy']
-    policy = make_policy(vecenv, p['hidden_size'], p['num_layers'], p['lstm'], p['action_mask'],
-                         p['features'])
+    policy = make_policy(vecenv, p['hidden_size'], p['num_layers'], p['lstm'], p['action_mask'])
     return policy.to(config['train']['device'])
 
 

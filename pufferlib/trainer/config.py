@@ -86,7 +86,6 @@ SCHEMA = {
         'num_layers': (int, COUNT),
         'lstm': (bool,),
         'action_mask': (bool,),
-        'features': (bool,),
     },
 }
 SECTIONS = tuple(SCHEMA)

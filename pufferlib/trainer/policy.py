@@ -11,10 +11,6 @@ where an action is allowed, computed from the observation alone with array opera
 NumPy arrays and torch tensors. The default policy then gives disallowed actions a logit of
 MASKED_LOGIT in the rollout, in training (the mask is recomputed from the stored observation, so
 the two agree) and in evaluation: they are never sampled and carry no probability or entropy.
-
-Observation features: an env may define `observation_features(observations) -> (N, F) tensor`
-(torch); the default policy then encodes those instead of the raw observation, recomputed from the
-stored observation in training as the mask is.
 """
 import numpy as np
 import torch
@@ -58,28 +54,15 @@ class Default(nn.Module):
     flattened to float) before the encoder."""
 
     def __init__(self, observation_space, action_space, hidden_size=128, num_layers=1,
-                 emulated=None, action_mask=None, features=None):
+                 emulated=None, action_mask=None):
         super().__init__()
         self.hidden_size = hidden_size
         self.action_mask = action_mask
-        self.features = features
         self.restore = restore_observations(emulated)
         self.obs_size = int(np.prod(observation_space.shape))
         if self.restore is not None:
             sample = torch.as_tensor(observation_space.sample()[None])
             self.obs_size = flatten_structure(self.restore(sample)).shape[1]
-        elif features is not None:
-            sample = torch.as_tensor(np.stack([observation_space.sample() for _ in range(2)]))
-            out = features(sample)
-            if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() == 2
-                    and out.shape[0] == 2):
-                got = (f'{out.dtype} of shape {tuple(out.shape)}' if isinstance(out, torch.Tensor)
-                       else type(out).__name__)
-                raise APIUsageError(
-                    f'observation_features(observations) returned {got} for observations of '
-                    f'shape {tuple(sample.shape)}: it must return a float tensor of shape (2, F), '
-                    'one row of features per observation')
-            self.obs_size = out.shape[1]
         layers, size = [], self.obs_size
         for _ in range(num_layers):
             layers += [layer_init(nn.Linear(size, hidden_size)), nn.GELU()]
@@ -104,8 +87,6 @@ class Default(nn.Module):
     def encode(self, obs):
         if self.restore is not None:
             return self.encoder(flatten_structure(self.restore(obs)))
-        if self.features is not None:
-            return self.encoder(self.features(obs.float()))
         return self.encoder(obs.reshape(obs.shape[0], -1).float())
 
     def decode(self, hidden):
@@ -175,14 +156,13 @@ class LSTMWrapper(nn.Module):
         return self.policy.mask(logits, obs), values
 
 
-def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True, features=True):
+def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True):
     """The default policy for a (vector) env, LSTM-wrapped if `lstm`. With `action_mask`, the env's
     `action_mask(observations)` (looked up on the vector env's driver env) masks the logits."""
     driver = getattr(env, 'driver_env', env)
     mask = getattr(driver, 'action_mask', None) if action_mask else None
-    feats = getattr(driver, 'observation_features', None) if features else None
     policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
-                     num_layers, getattr(env, 'emulated', None), mask, feats)
+                     num_layers, getattr(env, 'emulated', None), mask)
     return LSTMWrapper(policy) if lstm else policy
 
 

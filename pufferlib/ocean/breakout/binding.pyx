@@ -1,5 +1,5 @@
 cdef extern from "breakout.h":
-    int BREAKOUT_OBS
+    int BREAKOUT_OBS, BREAKOUT_NUM_ACTIONS
     ctypedef struct BreakoutConfig:
         int frameskip
         int continuous
@@ -22,13 +22,21 @@ cdef extern from "breakout.h":
 include "../env_binding.pxi"
 
 
+NUM_ACTIONS = BREAKOUT_NUM_ACTIONS
+
+
+def obs_size():
+    """Floats per observation row (the header's BREAKOUT_OBS)."""
+    return BREAKOUT_OBS
+
+
 cdef class Binding(VecEnv):
-    def __init__(self, observations, actions, rewards, terminals, truncations, int num_envs,
-                 seed=0, int frameskip=4, bint continuous=False, float reward_scale=1.0,
-                 int max_episode_steps=27000):
-        self.setup(sizeof(Breakout), <env_fn>breakout_reset, <env_fn>breakout_step,
-                   <env_fn>breakout_close, observations, actions, rewards, terminals, truncations,
-                   num_envs, BREAKOUT_OBS, 1, 0 if continuous else 3, seed)
+    def __init__(self, buffers, int num_envs, seed=0, int frameskip=4, bint continuous=False,
+                 float reward_scale=1.0, int max_episode_steps=27000):
+        # continuous: one float32 paddle velocity per sub-env (num_actions 0)
+        self.setup(buffers, num_envs, seed, sizeof(Breakout), <env_fn>breakout_reset,
+                   <env_fn>breakout_step, <env_fn>breakout_close, obs_size=BREAKOUT_OBS,
+                   num_actions=0 if continuous else BREAKOUT_NUM_ACTIONS)
         cdef Breakout* env
         for i in range(num_envs):
             env = <Breakout*>self.env(i)

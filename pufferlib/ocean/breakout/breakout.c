@@ -63,7 +63,7 @@ static int fuzz(int continuous) {
         for (int i = 0; i < r.b.n; i++) {
             // continuous: half the time a velocity in [-1, 1], else any float bit pattern
             if (continuous && (rng_next(&rng) & 1)) ((float*)r.b.actions)[i] = 2.0f * rng_float(&rng) - 1.0f;
-            else r.b.actions[i] = fuzz_action(&rng, 3, 2);
+            else r.b.actions[i] = fuzz_action(&rng, BREAKOUT_NUM_ACTIONS, 2);
         }
         for (int i = 0; i < r.b.n; i++) {
             breakout_step(&r.envs[i]);
@@ -85,7 +85,7 @@ static void step_all(void* envs, int n) {
 
 static void bench(int n) {
     Run r = make_run(n, 0, 0);
-    double sps = agent_steps_per_second(&r.b, r.envs, step_all, 3, 2.0);
+    double sps = agent_steps_per_second(&r.b, r.envs, step_all, BREAKOUT_NUM_ACTIONS, 2.0);
     printf("breakout: %d sub-envs, frameskip 4, %.2f M agent-steps/s\n", n, sps / 1e6);
     free_run(&r);
 }

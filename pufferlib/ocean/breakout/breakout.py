@@ -21,15 +21,14 @@ class Breakout(NativeEnv):
             raise ValueError(f'frameskip is {frameskip}: it must be at least 1')
         if max_episode_steps < 0:
             raise ValueError(f'max_episode_steps is {max_episode_steps}: it must be >= 0 (0: no limit)')
-        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (118,), np.float32)
+        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(),), np.float32)
         self.single_action_space = (gymnasium.spaces.Box(-1, 1, (1,), np.float32) if continuous
-                                    else gymnasium.spaces.Discrete(3))
+                                    else gymnasium.spaces.Discrete(binding.NUM_ACTIONS))
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
         self.window, self.frameskip = None, frameskip
         super().__init__(buf)
-        self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
-                                 self.truncations, num_envs, seed, frameskip=frameskip,
+        self.c = binding.Binding(self.buffers(), num_envs, seed, frameskip=frameskip,
                                  continuous=continuous, reward_scale=reward_scale,
                                  max_episode_steps=max_episode_steps)
 

@@ -1,8 +1,10 @@
 from libc.stdint cimport uint64_t
 
 cdef extern from "connect4.h":
+    int C4_OBS_SIZE, C4_FEATURES_SIZE, C4_NUM_ACTIONS
     ctypedef struct Connect4Config:
         float opponent_random_prob
+        int features
     ctypedef struct Connect4State:
         uint64_t agent, opponent, last_agent, last_opponent
         int tick
@@ -35,16 +37,25 @@ def check_position(uint64_t agent, uint64_t opponent):
             raise ValueError(f'column {c} has a gap under a piece')
 
 
+NUM_ACTIONS = C4_NUM_ACTIONS
+
+
+def obs_size(bint features=False):
+    """Floats per observation row: the board, then the 5 feature planes with `features`."""
+    return C4_OBS_SIZE + features * C4_FEATURES_SIZE
+
+
 cdef class Binding(VecEnv):
-    def __init__(self, observations, actions, rewards, terminals, truncations, int num_envs,
-                 seed=0, float opponent_random_prob=0.0):
-        self.setup(sizeof(Connect4), <env_fn>connect4_reset, <env_fn>connect4_step,
-                   <env_fn>connect4_close, observations, actions, rewards, terminals, truncations,
-                   num_envs, 42, 1, 7, seed)
+    def __init__(self, buffers, int num_envs, seed=0, float opponent_random_prob=0.0,
+                 bint features=False):
+        self.setup(buffers, num_envs, seed, sizeof(Connect4), <env_fn>connect4_reset,
+                   <env_fn>connect4_step, <env_fn>connect4_close, obs_size=obs_size(features),
+                   num_actions=C4_NUM_ACTIONS)
         cdef Connect4* env
         for i in range(num_envs):
             env = <Connect4*>self.env(i)
             env.config.opponent_random_prob = opponent_random_prob
+            env.config.features = features
             connect4_init(env)
 
     def get_state(self, int i):

@@ -1,9 +1,10 @@
 // gcc -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -I pufferlib/ocean pufferlib/ocean/connect4/connect4.c -lm -o /tmp/connect4 && /tmp/connect4 fuzz
 // Without an argument (build with -O3 instead): steps 1024 sub-envs (or the count given) with
-// random actions and prints agent-steps/s, then times the opponent against a plain recursive
-// negamax on random positions. With `fuzz`: reset + 10^4 steps of random int32 actions
-// (out-of-range ones included) + close, for the sanitizers, then compares the opponent's choices
-// with the plain negamax on 20000 random positions (exit status 1 if any differ).
+// random actions and prints agent-steps/s, without and with the feature planes, then times the
+// opponent against a plain recursive negamax on random positions. With `fuzz`: reset + 10^4 steps
+// of random int32 actions (out-of-range ones included) + close, without and with the features, for
+// the sanitizers, then compares the opponent's choices with the plain negamax on 20000 random
+// positions (exit status 1 if any differ).
 #include "env_demo.h"
 #include "connect4/connect4.h"
 
@@ -12,10 +13,12 @@ typedef struct {
     Connect4* envs;
 } Run;
 
-static Run make_run(int n, uint64_t seed) {
-    Run r = {buffers_make(n, C4_ROWS * C4_COLS, seed), calloc(n, sizeof(Connect4))};
+static Run make_run(int n, uint64_t seed, int features) {
+    int obs_size = C4_OBS_SIZE + (features ? C4_FEATURES_SIZE : 0);
+    Run r = {buffers_make(n, obs_size, seed), calloc(n, sizeof(Connect4))};
     for (int i = 0; i < n; i++) {
         wire(&r.envs[i].h, &r.b, i);
+        r.envs[i].config.features = features;
         connect4_init(&r.envs[i]);
         connect4_reset(&r.envs[i]);
     }
@@ -83,20 +86,23 @@ static int random_positions(uint64_t* rng, int n, uint64_t* me, uint64_t* other)
 
 static int fuzz(void) {
     uint64_t rng = 12345;
-    Run r = make_run(4, 1);
-    r.envs[1].config.opponent_random_prob = 0.5f;
-    float total = 0, episodes = 0;
-    for (int t = 0; t < 10000; t++) {
-        for (int i = 0; i < r.b.n; i++) r.b.actions[i] = fuzz_action(&rng, C4_COLS, 8);
-        for (int i = 0; i < r.b.n; i++) {
-            connect4_step(&r.envs[i]);
-            total += r.b.rewards[i];
+    for (int features = 0; features < 2; features++) {
+        Run r = make_run(4, 1, features);
+        r.envs[1].config.opponent_random_prob = 0.5f;
+        float total = 0, episodes = 0;
+        for (int t = 0; t < 10000; t++) {
+            for (int i = 0; i < r.b.n; i++) r.b.actions[i] = fuzz_action(&rng, C4_NUM_ACTIONS, 8);
+            for (int i = 0; i < r.b.n; i++) {
+                connect4_step(&r.envs[i]);
+                total += r.b.rewards[i];
+            }
+            if (!observations_in_unit_range(&r.b)) return 1;
         }
-        if (!observations_in_unit_range(&r.b)) return 1;
+        for (int i = 0; i < r.b.n; i++) episodes += r.envs[i].h.log.n;
+        printf("fuzz, features %d: 10000 steps x %d sub-envs, reward sum %.0f, %.0f episodes\n",
+               features, r.b.n, total, episodes);
+        free_run(&r);
     }
-    for (int i = 0; i < r.b.n; i++) episodes += r.envs[i].h.log.n;
-    printf("fuzz: 10000 steps x %d sub-envs, reward sum %.0f, %.0f episodes\n", r.b.n, total, episodes);
-    free_run(&r);
     enum { N = 20000 };
     static uint64_t me[N], other[N];
     random_positions(&rng, N, me, other);
@@ -115,13 +121,15 @@ int main(int argc, char** argv) {
     if (argc > 1 && strcmp(argv[1], "fuzz") == 0) return fuzz();
     int n = argc > 1 ? atoi(argv[1]) : 1024;
     if (n < 1 || n > 65536) n = 1024;
-    Run r = make_run(n, 1);
-    double sps = agent_steps_per_second(&r.b, r.envs, step_all, C4_COLS, 2.0);
-    float episodes = 0, wins = 0;
-    for (int i = 0; i < n; i++) { episodes += r.envs[i].h.log.n; wins += r.envs[i].h.log.perf; }
-    printf("connect4 %d envs: %.2f M agent-steps/s (random agent win rate %.3f over %.0f episodes)\n",
-           n, sps / 1e6, wins / episodes, episodes);
-    free_run(&r);
+    for (int features = 0; features < 2; features++) {
+        Run r = make_run(n, 1, features);
+        double sps = agent_steps_per_second(&r.b, r.envs, step_all, C4_NUM_ACTIONS, 2.0);
+        float episodes = 0, wins = 0;
+        for (int i = 0; i < n; i++) { episodes += r.envs[i].h.log.n; wins += r.envs[i].h.log.perf; }
+        printf("connect4 %d envs, features %d: %.2f M agent-steps/s (random agent win rate %.3f over "
+               "%.0f episodes)\n", n, features, sps / 1e6, wins / episodes, episodes);
+        free_run(&r);
+    }
 
     enum { M = 100000 };
     static uint64_t me[M], other[M];

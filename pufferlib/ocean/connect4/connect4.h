@@ -5,7 +5,11 @@
 // starts in the same step.
 //
 // Observation: 42 floats, row-major with row 0 at the top (what a person reads): obs[7 * row + col]
-// is +1 for an agent piece, -1 for an opponent piece, 0 for empty.
+// is +1 for an agent piece, -1 for an opponent piece, 0 for empty. With config.features, 5 planes of
+// 42 more follow in the same layout, 0 or 1 per cell (a small MLP learns much faster from them than
+// from the board alone): the agent's pieces, the opponent's, the cells where a piece can be dropped
+// now, and the empty cells that would complete a four for the agent and for the opponent (threats,
+// playable now or not).
 //
 // Bitboards: bit 7 * col + height (height 0 = bottom row) of `agent` / `opponent` holds a piece; bit
 // 6 of every column is a sentinel that stays 0, so shifting a line across a column edge always lands
@@ -27,9 +31,13 @@
 #define C4_COLS 7
 #define C4_BOTTOM 0x0040810204081ull        // bit 7 * col for every column
 #define C4_BOARD (C4_BOTTOM * 0x3Full)       // the 42 playable bits (no sentinels)
+#define C4_OBS_SIZE (C4_ROWS * C4_COLS)
+#define C4_FEATURES_SIZE (5 * C4_OBS_SIZE)
+#define C4_NUM_ACTIONS C4_COLS
 
 typedef struct {
     float opponent_random_prob;  // probability that the opponent plays a random legal column instead
+    int features;                // 1: the observation also holds the 5 feature planes
 } Connect4Config;
 
 typedef struct {
@@ -137,15 +145,30 @@ static int c4_pick(uint64_t* rng, int cols) {
     return 0;  // only for an empty set, which connect4_step never passes
 }
 
+// 42 floats, row-major with row 0 at the top: 1 where `cells` has a bit, else 0.
+static void c4_plane(float* out, uint64_t cells) {
+    for (int row = 0; row < C4_ROWS; row++) {
+        for (int col = 0; col < C4_COLS; col++)
+            out[C4_COLS * row + col] = (float)(cells >> (7 * col + C4_ROWS - 1 - row) & 1);
+    }
+}
+
 static void connect4_observe(Connect4* env) {
     float* obs = env->h.observations;
-    uint64_t a = env->state.agent, o = env->state.opponent;
+    uint64_t a = env->state.agent, o = env->state.opponent, mask = a | o;
     for (int row = 0; row < C4_ROWS; row++) {
         for (int col = 0; col < C4_COLS; col++) {
             int bit = 7 * col + (C4_ROWS - 1 - row);
             obs[7 * row + col] = (float)((int)(a >> bit & 1) - (int)(o >> bit & 1));
         }
     }
+    if (!env->config.features) return;
+    float* planes = obs + C4_OBS_SIZE;
+    c4_plane(planes, a);
+    c4_plane(planes + C4_OBS_SIZE, o);
+    c4_plane(planes + 2 * C4_OBS_SIZE, c4_playable(mask));
+    c4_plane(planes + 3 * C4_OBS_SIZE, c4_threats(a, mask));
+    c4_plane(planes + 4 * C4_OBS_SIZE, c4_threats(o, mask));
 }
 
 static void connect4_init(Connect4* env) {

@@ -1,9 +1,11 @@
 """Connect4 against a built-in depth-3 opponent (the game in C: connect4.h).
 
 Observation: 42 float32, row-major with row 0 at the top (obs[7 * row + col]): +1 own piece, -1
-opponent piece, 0 empty. Action: Discrete(7), the column. The agent moves first, then the opponent.
-Rewards: win +1, loss -1, draw 0; a move into a full column ends the episode with -1. Episode stats:
-perf = 1 for a win else 0, score = the final reward.
+opponent piece, 0 empty; with `features=True`, 5 planes of 42 more in the same layout (0/1: own
+pieces, opponent pieces, playable cells, own and opponent threats; connect4.h). Action:
+Discrete(7), the column. The agent moves first, then the opponent. Rewards: win +1, loss -1, draw
+0; a move into a full column ends the episode with -1. Episode stats: perf = 1 for a win else 0,
+score = the final reward.
 
 The opponent (with probability `opponent_random_prob`, 0 by default, it plays a random legal column):
 1. If a column wins immediately for it, it plays one of those, uniformly at random.
@@ -25,62 +27,26 @@ COLORS = {'board': (0, 80, 80), 'empty': (6, 24, 24), 'agent': (0, 187, 187),
           'opponent': (187, 0, 0), 'text': (241, 241, 241)}
 
 
-CELL_BIT = np.array([8 * row + col for row in range(6) for col in range(7)])
-CELL_WEIGHT = 2.0 ** CELL_BIT                 # a cell's bit as a float64, exact
-BOARD_BITS = int(sum(1 << int(bit) for bit in CELL_BIT))
-BOTTOM_BITS = int(sum(1 << (40 + col) for col in range(7)))
-
-
-def fours(pieces):
-    """Bitboard of the cells that complete a line of four with three of `pieces` (int64 tensor of
-    bitboards, bit 8 * row + col): for each direction (shift 1 along a row, 8 down a column, 7
-    and 9 along the diagonals), the cell before, inside or after three pieces in a line."""
-    out = pieces & 0
-    for s in (1, 7, 8, 9):
-        two_after = (pieces << s) & (pieces << 2 * s)
-        two_before = (pieces >> s) & (pieces >> 2 * s)
-        out |= two_after & ((pieces << 3 * s) | (pieces >> s))
-        out |= two_before & ((pieces << s) | (pieces >> 3 * s))
-    return out
-
-
 class Connect4(NativeEnv):
-    def __init__(self, num_envs=1, opponent_random_prob=0.0, report_interval=128, render_mode=None,
-                 buf=None, seed=0):
+    def __init__(self, num_envs=1, opponent_random_prob=0.0, features=False, report_interval=128,
+                 render_mode=None, buf=None, seed=0):
         if not 0 <= opponent_random_prob <= 1:
             raise ValueError(f'opponent_random_prob is {opponent_random_prob}: it must be in [0, 1]')
-        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (42,), np.float32)
-        self.single_action_space = gymnasium.spaces.Discrete(7)
+        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(features),),
+                                                             np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
         self.window = None
         super().__init__(buf)
-        self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
-                                 self.truncations, num_envs, seed,
-                                 opponent_random_prob=opponent_random_prob)
-
-    @staticmethod
-    def observation_features(observations):
-        """The default policy's input, from observations of shape (N, 42) (torch tensors): five
-        6x7 planes, flattened: the agent's pieces, the opponent's, the cells where a piece can be
-        dropped now, and the empty cells that would complete a four for the agent and for the
-        opponent (threats). Computed on bitboards (bit 8 * row + col; bit 7 of each row is a
-        spacer, so no line of four wraps around an edge)."""
-        import torch
-        obs = torch.as_tensor(observations)
-        bits = torch.as_tensor(CELL_BIT, device=obs.device)
-        weight = torch.as_tensor(CELL_WEIGHT, device=obs.device)
-        own = ((obs > 0).double() @ weight).long()
-        opp = ((obs < 0).double() @ weight).long()
-        empty = BOARD_BITS & ~(own | opp)
-        playable = empty & (((own | opp) >> 8) | BOTTOM_BITS)
-        boards = torch.stack([own, opp, playable, fours(own) & empty, fours(opp) & empty], 1)
-        return ((boards.unsqueeze(-1) >> bits) & 1).float().reshape(obs.shape[0], -1)
+        self.c = binding.Binding(self.buffers(), num_envs, seed,
+                                 opponent_random_prob=opponent_random_prob, features=features)
 
     @staticmethod
     def action_mask(observations):
         """True for the columns that are not full (their top cell, obs[..., col], is empty), from
-        observations of shape (..., 42): NumPy arrays or torch tensors."""
+        observations of shape (..., 42) or, with the features, (..., 252): NumPy arrays or torch
+        tensors."""
         return observations[..., :7] == 0
 
     def render(self, message=None, last_game=False):

@@ -1,4 +1,6 @@
 cdef extern from "squared.h":
+    int SQUARED_NUM_ACTIONS
+    int squared_side(int size) nogil
     ctypedef struct SquaredConfig:
         int size
         int crash_at_step
@@ -16,12 +18,19 @@ cdef extern from "squared.h":
 include "../env_binding.pxi"
 
 
+NUM_ACTIONS = SQUARED_NUM_ACTIONS
+
+
+def obs_size(int size=11):
+    """Floats per observation row: one per grid cell."""
+    return squared_side(size) ** 2
+
+
 cdef class Binding(VecEnv):
-    def __init__(self, observations, actions, rewards, terminals, truncations, int num_envs,
-                 seed=0, int size=11, int crash_at_step=-1):
-        self.setup(sizeof(Squared), <env_fn>squared_reset, <env_fn>squared_step,
-                   <env_fn>squared_close, observations, actions, rewards, terminals, truncations,
-                   num_envs, size * size, 1, 5, seed)
+    def __init__(self, buffers, int num_envs, seed=0, int size=11, int crash_at_step=-1):
+        self.setup(buffers, num_envs, seed, sizeof(Squared), <env_fn>squared_reset,
+                   <env_fn>squared_step, <env_fn>squared_close, obs_size=obs_size(size),
+                   num_actions=SQUARED_NUM_ACTIONS)
         cdef Squared* env
         for i in range(num_envs):
             env = <Squared*>self.env(i)

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     int ok = 1;
     uint64_t rng = 12345;
     for (int t = 0; fuzz && ok && t < 10000; t++) {
-        for (int i = 0; i < n; i++) b.actions[i] = fuzz_action(&rng, 5, 2);
+        for (int i = 0; i < n; i++) b.actions[i] = fuzz_action(&rng, SQUARED_NUM_ACTIONS, 2);
         step_all(envs, n);
         ok = observations_in_unit_range(&b) && one_agent_per_row(&b);
     }
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; i++) episodes += envs[i].h.log.n;
     if (fuzz) printf("fuzz: 10000 steps x %d sub-envs, %.0f episodes, %s\n", n, episodes, ok ? "ok" : "FAILED");
     else printf("squared: %d sub-envs, %.2f M agent-steps/s\n", n,
-                agent_steps_per_second(&b, envs, step_all, 5, 2.0) / 1e6);
+                agent_steps_per_second(&b, envs, step_all, SQUARED_NUM_ACTIONS, 2.0) / 1e6);
     for (int i = 0; i < n; i++) squared_close(&envs[i]);
     free(envs);
     buffers_free(&b);

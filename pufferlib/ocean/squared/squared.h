@@ -8,6 +8,7 @@
 #define SQUARED_DOWN 2
 #define SQUARED_LEFT 3
 #define SQUARED_RIGHT 4
+#define SQUARED_NUM_ACTIONS 5
 
 typedef struct {
     int size;                // config: grid side (odd)
@@ -36,8 +37,13 @@ static void squared_observe(Squared* env) {
     obs[env->state.agent_row * n + env->state.agent_col] = 1.0f;
 }
 
+// The grid side a configured size gives (at least 3); the observation is side * side floats.
+static inline int squared_side(int size) {
+    return size < 3 ? 3 : size;
+}
+
 static void squared_init(Squared* env) {
-    if (env->config.size < 3) env->config.size = 3;
+    env->config.size = squared_side(env->config.size);
 }
 
 static void squared_reset(Squared* env) {

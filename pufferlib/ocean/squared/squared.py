@@ -9,11 +9,11 @@ from pufferlib.ocean.squared import binding
 class Squared(NativeEnv):
     def __init__(self, num_envs=1, size=11, report_interval=128, render_mode=None, buf=None,
                  seed=0, crash_at_step=-1):
-        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (size * size,), np.float32)
-        self.single_action_space = gymnasium.spaces.Discrete(5)
+        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(size),),
+                                                             np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
         super().__init__(buf)
-        self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
-                                 self.truncations, num_envs, seed, size=size,
+        self.c = binding.Binding(self.buffers(), num_envs, seed, size=size,
                                  crash_at_step=crash_at_step)

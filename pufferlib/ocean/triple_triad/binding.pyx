@@ -1,9 +1,9 @@
 cdef extern from "triple_triad.h":
-    int TT_OBS_SIZE, TT_NUM_ACTIONS
-    const int TT_NEIGHBOUR[9][4]
+    int TT_OBS_SIZE, TT_FEATURES_SIZE, TT_NUM_ACTIONS
     ctypedef struct TripleTriadConfig:
         int max_steps
         float invalid_penalty
+        int features
     ctypedef struct TripleTriadState:
         int owner[9]
         int card[9]
@@ -24,23 +24,26 @@ cdef extern from "triple_triad.h":
 
 include "../env_binding.pxi"
 
-OBS_SIZE = TT_OBS_SIZE
 NUM_ACTIONS = TT_NUM_ACTIONS
-# per cell, the neighbouring cell to the N, E, S, W, -1 off the board
-NEIGHBOUR = [[TT_NEIGHBOUR[cell][side] for side in range(4)] for cell in range(9)]
+
+
+def obs_size(bint features=False):
+    """Floats per observation row: 114, then the 131 features with `features`."""
+    return TT_OBS_SIZE + features * TT_FEATURES_SIZE
 
 
 cdef class Binding(VecEnv):
-    def __init__(self, observations, actions, rewards, terminals, truncations, int num_envs,
-                 seed=0, int max_steps=30, float invalid_penalty=0.1):
-        self.setup(sizeof(TripleTriad), <env_fn>triple_triad_reset, <env_fn>triple_triad_step,
-                   <env_fn>triple_triad_close, observations, actions, rewards, terminals,
-                   truncations, num_envs, TT_OBS_SIZE, 1, TT_NUM_ACTIONS, seed)
+    def __init__(self, buffers, int num_envs, seed=0, int max_steps=30, float invalid_penalty=0.1,
+                 bint features=False):
+        self.setup(buffers, num_envs, seed, sizeof(TripleTriad), <env_fn>triple_triad_reset,
+                   <env_fn>triple_triad_step, <env_fn>triple_triad_close,
+                   obs_size=obs_size(features), num_actions=TT_NUM_ACTIONS)
         cdef TripleTriad* env
         for i in range(num_envs):
             env = <TripleTriad*>self.env(i)
             env.config.max_steps = max_steps
             env.config.invalid_penalty = invalid_penalty
+            env.config.features = features
             triple_triad_init(env)
 
     def get_state(self, int i):

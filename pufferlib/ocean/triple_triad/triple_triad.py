@@ -1,4 +1,5 @@
-"""Triple Triad against a random bot (rules and observation layout: triple_triad.h)."""
+"""Triple Triad against a random bot (rules and observation layout: triple_triad.h). With
+`features=True` the observation also holds 131 features per card and cell (flips, exposure)."""
 import gymnasium
 import numpy as np
 
@@ -13,74 +14,29 @@ BOARD_X, BOARD_Y, CELL_W, CELL_H = 225, 80, 180, 200
 AGENT_COLOR, BOT_COLOR = (0, 120, 200), (190, 40, 40)
 EMPTY_COLOR, USED_COLOR, TEXT_COLOR = (20, 60, 60), (40, 40, 40), (240, 240, 240)
 SELECTED_COLOR = (255, 220, 0)
-# For each cell, the neighbouring cell to the N, E, S, W (the C game's table, with 9 for off the
-# board), and for each side the neighbour's side that faces it.
-NEIGHBOUR = np.where(np.array(binding.NEIGHBOUR) < 0, 9, np.array(binding.NEIGHBOUR))
-OPPOSITE = np.array([2, 3, 0, 1])
 
 
 class TripleTriad(NativeEnv):
-    def __init__(self, num_envs=1, max_steps=30, invalid_penalty=0.1, report_interval=128,
-                 render_mode=None, buf=None, seed=0):
+    def __init__(self, num_envs=1, max_steps=30, invalid_penalty=0.1, features=False,
+                 report_interval=128, render_mode=None, buf=None, seed=0):
         if max_steps < 1:
             raise ValueError(f'max_steps is {max_steps}: it must be at least 1')
-        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.OBS_SIZE,), np.float32)
+        self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(features),),
+                                                             np.float32)
         self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
         self.window, self.message = None, ''
         super().__init__(buf)
-        self.c = binding.Binding(self.observations, self.actions, self.rewards, self.terminals,
-                                 self.truncations, num_envs, seed, max_steps=max_steps,
-                                 invalid_penalty=invalid_penalty)
-
-    @staticmethod
-    def observation_features(observations):
-        """The default policy's input, from observations of shape (N, 114) (torch tensors): the
-        observation, then
-          the agent's selected card, one-hot (5), and its N, E, S, W values (4);
-          for each of the agent's cards and each cell (5 x 9): flips, the bot cards that placing
-          it there would flip, and exposure, the sides facing an empty cell, each weighted by the
-          fraction of the bot's cards in hand that would flip it from there;
-          the exposure of each cell's agent card (9);
-          the selected card's flips and exposure per cell (9 + 9);
-          per card, the best flips minus exposure over the free cells (5, 0 for a played card).
-        Counts are divided by 4. A 2-layer MLP learns much faster from these than from the raw
-        observation, where it must pair each card with each cell itself."""
-        import torch
-        obs = torch.as_tensor(observations)
-        n = obs.shape[0]
-        hand, bot_hand = obs[:, 64:84].reshape(n, 5, 4), obs[:, 84:104].reshape(n, 5, 4)
-        selected = torch.round(obs[:, 24] * 5) - 1
-        pick = (selected.unsqueeze(1) == torch.arange(5, device=obs.device)).to(obs.dtype)
-        off_board = obs.new_zeros(n, 1)          # cell 9, the neighbour beyond an edge
-        board = torch.cat([obs[:, 28:64], off_board.expand(n, 4)], 1).reshape(n, 10, 4)
-        owner = torch.cat([obs[:, 0:9], off_board], 1)
-        empty = torch.cat([1 - obs[:, 14:23], off_board], 1)
-        facing = board[:, NEIGHBOUR, OPPOSITE]                        # (n, 9, 4)
-        enemy = (owner[:, NEIGHBOUR] < 0).to(obs.dtype)
-        flips = ((hand.unsqueeze(2) > facing.unsqueeze(1)) * enemy.unsqueeze(1)).sum(-1) / 4
-        bot_left = (obs[:, 109:114] == 0).to(obs.dtype)               # the bot's cards in hand
-        bot_facing = bot_hand[:, :, OPPOSITE]  # side s: the bot card's value that would face it
-
-        def beaten(values):   # (n, M, 4): the fraction of the bot's cards in hand beating each side
-            beats = (values.unsqueeze(1) < bot_facing.unsqueeze(2)) * bot_left[:, :, None, None]
-            return beats.sum(1) / bot_left.sum(1).clamp(min=1)[:, None, None]
-
-        open_side = empty[:, NEIGHBOUR]                               # (n, 9, 4)
-        exposure = (beaten(hand).unsqueeze(2) * open_side.unsqueeze(1)).sum(-1) / 4
-        exposed = (beaten(board[:, :9]) * open_side).sum(-1) * (obs[:, 0:9] > 0) / 4
-        best = (flips - exposure - 9 * obs[:, 14:23].unsqueeze(1)).amax(-1).clamp(min=-1)
-        picked = pick.unsqueeze(2)
-        return torch.cat([obs, pick, (picked * hand).sum(1), flips.reshape(n, 45),
-                          exposure.reshape(n, 45), exposed, (picked * flips).sum(1),
-                          (picked * exposure).sum(1), best * (1 - obs[:, 9:14])], 1)
+        self.c = binding.Binding(self.buffers(), num_envs, seed, max_steps=max_steps,
+                                 invalid_penalty=invalid_penalty, features=features)
 
     @staticmethod
     def action_mask(observations):
-        """True for the actions that are not no-ops, from observations of shape (..., 114) (NumPy
-        arrays or torch tensors): select k unless the card is on the board (obs[9 + k]), place on
-        cell c unless it is occupied (obs[14 + c]) or no card is selected (obs[23])."""
+        """True for the actions that are not no-ops, from observations of shape (..., 114) or, with
+        the features, (..., 245) (NumPy arrays or torch tensors): select k unless the card is on
+        the board (obs[9 + k]), place on cell c unless it is occupied (obs[14 + c]) or no card is
+        selected (obs[23])."""
         noop = observations[..., 9:23] * 1      # a copy, in either library
         noop[..., 5:] += observations[..., 23:24]
         return noop == 0
