@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from pufferlib.exceptions import APIUsageError
 from pufferlib.ocean.breakout import binding
 from pufferlib.ocean.breakout.breakout import Breakout
 
@@ -272,7 +273,7 @@ def test_truncation_after_max_episode_steps():
     assert env.c.log() == {'episode_return': 0.0, 'episode_length': 5.0, 'score': 0.0, 'perf': 0.0,
                            'n': 1}
     assert_first_observation(env)
-    with pytest.raises(ValueError, match='max_episode_steps is -1'):
+    with pytest.raises(APIUsageError, match='max_episode_steps is -1'):
         Breakout(max_episode_steps=-1)
 
 
@@ -583,7 +584,7 @@ def test_continuous_needs_float_actions_and_bad_kwargs():
     b = buffers()
     with pytest.raises(ValueError, match='actions has dtype int32, expected float32'):
         binding.Binding(b, 2, 0, continuous=True)
-    with pytest.raises(ValueError, match='frameskip is 0'):
+    with pytest.raises(APIUsageError, match='frameskip is 0'):
         Breakout(frameskip=0)
 
 

@@ -3,6 +3,7 @@ against a Python reference, determinism, episode stats, binding misuse and rende
 import numpy as np
 import pytest
 
+from pufferlib.exceptions import APIUsageError
 from pufferlib.ocean.connect4 import binding
 from pufferlib.ocean.connect4.connect4 import CELL, COLORS, Connect4
 
@@ -312,7 +313,7 @@ def test_draw_gives_zero():
 
 
 def test_random_opponent_option():
-    with pytest.raises(ValueError, match='opponent_random_prob is 1.5'):
+    with pytest.raises(APIUsageError, match='opponent_random_prob is 1.5'):
         Connect4(opponent_random_prob=1.5)
     env = make(num_envs=256, opponent_random_prob=1.0, seed=1)
     for i in range(256):

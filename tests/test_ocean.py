@@ -3,6 +3,7 @@ of the fault matrix, determinism, episode stats, and (slow) flat memory over 10^
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -182,13 +183,63 @@ def test_spaces_come_from_the_binding_and_fit_its_buffers(name, kwargs):
         binding_module(name).Binding(buffers, 2, **kwargs)
 
 
-def test_squared_observation_fits_the_clamped_grid():
-    """size < 3 is clamped to 3 in C; the observation space says so (9 values, not size ** 2)."""
-    env = make('squared', num_envs=2, size=1)
-    assert env.single_observation_space.shape == (9,)
+def test_squared_size_below_3_is_refused_and_size_3_fills_its_9_cells():
+    """Issue 12.1: Python sized the rows from size while C raised it to 3 (a heap overflow)."""
+    for size in (1, 2, 0, -5):
+        with pytest.raises(APIUsageError, match=rf'Squared: size is {size}: it must be an integer in \[3, '):
+            pufferlib.ocean.make('squared', size=size)
+    env = make('squared', num_envs=2, size=3, seed=0)
+    assert env.observations.shape == (2, 9)
     for a in random_actions(env, np.random.default_rng(0), 50):
         env.step(a)
-        assert (env.observations == 1).sum(axis=1).tolist() == [1, 1]
+        for i in range(2):    # exactly the agent (+1) and the target (-1) on the 3x3 grid
+            state = env.c.get_state(i)
+            expected = np.zeros(9, np.float32)
+            expected[3 * state['target_row'] + state['target_col']] = -1
+            expected[3 * state['agent_row'] + state['agent_col']] = 1
+            assert env.observations[i].tolist() == expected.tolist()
+    # the binding alone still clamps (C never writes past its rows): obs_size(1) is 9
+    assert binding_module('squared').obs_size(1) == 9
+
+
+# Every constructor argument of every Ocean env (buf aside: fault row 17) with values that must be
+# refused in Python, before C sees them, by an APIUsageError that names the argument.
+BAD_ARGS = {
+    'num_envs': [0, -1, 1.5, '4', True, None, 2**24 + 1, 2**64],
+    'seed': [1.5, '0', None, True, 2**64, -2**63 - 1],
+    'report_interval': [0, -3, 1.5, 2**31],
+    'render_mode': ['rgb_array', 1],
+    'size': [1, 2, 11.0, '11', 1024, 2**40],
+    'crash_at_step': [-2, 0.5, 2**31],
+    'frameskip': [0, -1, 2.0, 1001, 2**63],
+    'max_episode_steps': [-1, 2**31, '10', 10.0],
+    'continuous': [1, 'yes', None],
+    'reward_scale': [float('nan'), float('inf'), '1', 1e39, True, None],
+    'opponent_random_prob': [-0.1, 1.5, float('nan'), '0.5', None],
+    'features': [1, 'True', None],
+    'max_steps': [0, 2**31, 3.0],
+    'invalid_penalty': [float('nan'), -float('inf'), 1e39, None, '0.1'],
+}
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_every_constructor_argument_is_validated_by_name(name):
+    import inspect
+    params = [p for p in inspect.signature(pufferlib.ocean.env_creator(name)).parameters if p != 'buf']
+    assert set(params) <= set(BAD_ARGS), f'no bad values listed for {set(params) - set(BAD_ARGS)}'
+    for param in params:
+        for bad in BAD_ARGS[param]:
+            with pytest.raises(APIUsageError, match=rf'^\w+: {param} is {re.escape(repr(bad))}: it must'):
+                pufferlib.ocean.make(name, **{param: bad})
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_64_bit_seeds_are_accepted(name):
+    """Sub-env i is seeded from (seed + i) mod 2**64: any seed in [-2**63, 2**64) is fine."""
+    for seed in (2**64 - 1, -2**63, -1, np.int64(3), np.uint64(2**64 - 1)):
+        env = pufferlib.ocean.make(name, num_envs=2, seed=seed)
+        env.reset()
+        env.close()
 
 
 # ---- fault row 18: symbol hygiene; every env really steps ----

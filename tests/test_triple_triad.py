@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pufferlib.ocean
+from pufferlib.exceptions import APIUsageError
 from pufferlib.ocean.triple_triad import binding
 from pufferlib.ocean.triple_triad.triple_triad import TripleTriad
 
@@ -643,7 +644,7 @@ def test_play_maps_keys_and_clicks_to_actions(monkeypatch):
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match='max_steps is 0: it must be at least 1'):
+    with pytest.raises(APIUsageError, match=r'max_steps is 0: it must be an integer in \[1, '):
         TripleTriad(max_steps=0)
 
 

@@ -1,8 +1,42 @@
 """The Python side shared by every Ocean env: a PufferEnv over a Cython `Binding` that steps all
 sub-envs in one C loop and keeps per-sub-env episode logs."""
+import math
+
 import numpy as np
 
 from pufferlib import BUFFER_NAMES, PufferEnv, check_actions
+from pufferlib.exceptions import APIUsageError
+
+INT32_MAX = 2**31 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_SUB_ENVS = 2**24
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(owner, name, value, low, high=INT32_MAX):
+    """`value` as an int, or an APIUsageError naming `owner` and the argument `name` unless it is an
+    integer in [low, high] (the C side stores it in an int)."""
+    if not _is_int(value) or not low <= value <= high:
+        raise APIUsageError(f'{owner}: {name} is {value!r}: it must be an integer in [{low}, {high}]')
+    return int(value)
+
+
+def check_real(owner, name, value, low=-FLOAT32_MAX, high=FLOAT32_MAX):
+    """`value` as a float, or an APIUsageError unless it is a finite number in [low, high]."""
+    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
+            or not math.isfinite(value) or not low <= value <= high):
+        raise APIUsageError(f'{owner}: {name} is {value!r}: it must be a finite number in '
+                            f'[{low:g}, {high:g}]')
+    return float(value)
+
+
+def check_bool(owner, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise APIUsageError(f'{owner}: {name} is {value!r}: it must be True or False')
+    return bool(value)
 
 
 class NativeEnv(PufferEnv):
@@ -13,6 +47,17 @@ class NativeEnv(PufferEnv):
     report)."""
 
     report_interval = 128
+
+    def check_common(self, num_envs, seed, report_interval, render_mode):
+        """Check the arguments every Ocean env takes, before its spaces are sized or C sees them;
+        returns the seed as a Python int (the binding masks it to 64 bits)."""
+        owner = type(self).__name__
+        check_int(owner, 'num_envs', num_envs, 1, MAX_SUB_ENVS)
+        seed = check_int(owner, 'seed', seed, -2**63, 2**64 - 1)    # sub-env i: (seed + i) mod 2**64
+        check_int(owner, 'report_interval', report_interval, 1)
+        if render_mode not in (None, 'human'):
+            raise APIUsageError(f"{owner}: render_mode is {render_mode!r}: it must be None or 'human'")
+        return seed
 
     def buffers(self):
         """This env's arrays by name, as a binding takes them (it ignores `masks`)."""

@@ -5,22 +5,24 @@ import numpy as np
 
 from pufferlib.ocean import render
 from pufferlib.ocean.breakout import binding
-from pufferlib.ocean.native import NativeEnv
+from pufferlib.ocean.native import NativeEnv, check_bool, check_int, check_real
 
 WIDTH, HEIGHT = 576, 330
 COLS, BRICK_W, BRICK_H, WALL_TOP = 18, 32, 12, 50
 PADDLE_Y, PADDLE_H, BALL = 312, 8, 32
 ROW_COLORS = [(255, 0, 0), (255, 128, 0), (255, 255, 0), (0, 228, 48), (102, 191, 255), (0, 82, 172)]
+MAX_FRAMESKIP = 1000         # ticks per step; more makes one step a long stall
 PADDLE_COLOR, BALL_COLOR, TEXT_COLOR = (0, 255, 255), (255, 255, 255), (255, 255, 255)
 
 
 class Breakout(NativeEnv):
     def __init__(self, num_envs=1, frameskip=4, continuous=False, reward_scale=1.0,
                  max_episode_steps=27000, report_interval=128, render_mode=None, buf=None, seed=0):
-        if frameskip < 1:
-            raise ValueError(f'frameskip is {frameskip}: it must be at least 1')
-        if max_episode_steps < 0:
-            raise ValueError(f'max_episode_steps is {max_episode_steps}: it must be >= 0 (0: no limit)')
+        seed = self.check_common(num_envs, seed, report_interval, render_mode)
+        frameskip = check_int('Breakout', 'frameskip', frameskip, 1, MAX_FRAMESKIP)
+        max_episode_steps = check_int('Breakout', 'max_episode_steps', max_episode_steps, 0)  # 0: none
+        continuous = check_bool('Breakout', 'continuous', continuous)
+        reward_scale = check_real('Breakout', 'reward_scale', reward_scale)
         self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(),), np.float32)
         self.single_action_space = (gymnasium.spaces.Box(-1, 1, (1,), np.float32) if continuous
                                     else gymnasium.spaces.Discrete(binding.NUM_ACTIONS))

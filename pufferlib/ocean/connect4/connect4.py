@@ -18,7 +18,7 @@ import gymnasium
 import numpy as np
 
 from pufferlib.ocean.connect4 import binding
-from pufferlib.ocean.native import NativeEnv
+from pufferlib.ocean.native import NativeEnv, check_bool, check_real
 from pufferlib.ocean.render import Window, raylib
 
 CELL = 96
@@ -30,8 +30,10 @@ COLORS = {'board': (0, 80, 80), 'empty': (6, 24, 24), 'agent': (0, 187, 187),
 class Connect4(NativeEnv):
     def __init__(self, num_envs=1, opponent_random_prob=0.0, features=False, report_interval=128,
                  render_mode=None, buf=None, seed=0):
-        if not 0 <= opponent_random_prob <= 1:
-            raise ValueError(f'opponent_random_prob is {opponent_random_prob}: it must be in [0, 1]')
+        seed = self.check_common(num_envs, seed, report_interval, render_mode)
+        opponent_random_prob = check_real('Connect4', 'opponent_random_prob', opponent_random_prob,
+                                          0, 1)
+        features = check_bool('Connect4', 'features', features)
         self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(features),),
                                                              np.float32)
         self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)

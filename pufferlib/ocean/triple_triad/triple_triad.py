@@ -3,7 +3,7 @@
 import gymnasium
 import numpy as np
 
-from pufferlib.ocean.native import NativeEnv
+from pufferlib.ocean.native import NativeEnv, check_bool, check_int, check_real
 from pufferlib.ocean.triple_triad import binding
 
 # Window layout (pixels): the agent's hand on the left, the 3x3 board, the bot's hand on the right.
@@ -19,8 +19,10 @@ SELECTED_COLOR = (255, 220, 0)
 class TripleTriad(NativeEnv):
     def __init__(self, num_envs=1, max_steps=30, invalid_penalty=0.1, features=False,
                  report_interval=128, render_mode=None, buf=None, seed=0):
-        if max_steps < 1:
-            raise ValueError(f'max_steps is {max_steps}: it must be at least 1')
+        seed = self.check_common(num_envs, seed, report_interval, render_mode)
+        max_steps = check_int('TripleTriad', 'max_steps', max_steps, 1)
+        invalid_penalty = check_real('TripleTriad', 'invalid_penalty', invalid_penalty)
+        features = check_bool('TripleTriad', 'features', features)
         self.single_observation_space = gymnasium.spaces.Box(-1, 1, (binding.obs_size(features),),
                                                              np.float32)
         self.single_action_space = gymnasium.spaces.Discrete(binding.NUM_ACTIONS)
