@@ -68,6 +68,11 @@ class PufferEnv:
             raise APIUsageError(f'{owner}.single_observation_space is {obs_space}: it must be a Box '
                                 '(wrap other spaces with pufferlib.emulation.GymnasiumPufferEnv)')
         action_dtype(act_space)  # raises on an unsupported action space
+        if buf is not None and not isinstance(buf, dict):
+            name = getattr(self, 'name', None)    # the wrapped env of an emulated env
+            who = f'{owner}({name})' if isinstance(name, str) else owner
+            raise APIUsageError(f'{who}: buf is a {type(buf).__name__}: it must be None or a dict of '
+                                f'arrays by name ({", ".join(BUFFER_NAMES)}), which the env adopts')
         for name, (shape, dtype) in buffer_specs(obs_space, act_space, n).items():
             setattr(self, name, np.zeros(shape, dtype) if buf is None
                     else adopt_buffer(buf, name, shape, dtype, owner))

@@ -151,6 +151,28 @@ class _Emulated(PufferEnv):
         self._seeded = True
         return {} if seed is None else {'seed': int(seed)}
 
+    def _broken_rule(self, rule):
+        return APIUsageError(f'{type(self).__name__}({self.name}): {rule}')
+
+    def _reset_env(self, where, **seed):
+        """The wrapped env's reset(), checked to return (observations, infos)."""
+        result = self.env.reset(**seed)
+        if not isinstance(result, tuple) or len(result) != 2:
+            got = (f'{len(result)} values' if isinstance(result, tuple)
+                   else f'a {type(result).__name__}, not a tuple')
+            raise self._broken_rule(f'{where} returned {got}: reset() must return (observations, '
+                                    f'infos) (the Gymnasium >= 0.26 and PettingZoo >= 1.22 API)')
+        if not isinstance(result[1], dict):
+            raise self._broken_rule(f'{where} returned infos of type {type(result[1]).__name__}: '
+                                    'infos must be a dict')
+        return result[0]
+
+    def _bad_step(self, result):
+        got = f'{len(result)} values' if isinstance(result, tuple) else f'a {type(result).__name__}'
+        return self._broken_rule(f'step() returned {got}: step() must return 5 values (observations, '
+                                 'rewards, terminated, truncated, infos), the Gymnasium >= 0.26 and '
+                                 'PettingZoo >= 1.22 API')
+
     def _bad_observation(self, error, where):
         return APIUsageError(f'{type(self).__name__}({self.name}): {error} (returned by {where}); '
                              'pufferlib never casts observations silently')
@@ -232,7 +254,7 @@ class GymnasiumPufferEnv(_Emulated):
             self._check_contains(obs, where)
 
     def reset(self, seed=None):
-        obs, _ = self.env.reset(**self._seed_arg(seed))
+        obs = self._reset_env('reset()', **self._seed_arg(seed))
         self._observe(self._write, obs, 'reset()')
         self.rewards[0] = 0
         self.terminals[0] = self.truncations[0] = False
@@ -250,7 +272,11 @@ class GymnasiumPufferEnv(_Emulated):
             self.actions[...] = check_actions(actions, self.actions)
         if self._needs_reset:
             raise APIUsageError(f'GymnasiumPufferEnv({self.name}): call reset() before step()')
-        obs, reward, terminated, truncated, info = self.env.step(self._action())
+        result = self.env.step(self._action())
+        try:
+            obs, reward, terminated, truncated, info = result
+        except (ValueError, TypeError):
+            raise self._bad_step(result) from None
         self.rewards[0] = reward
         self._return += reward
         self._length += 1
@@ -277,12 +303,15 @@ class GymnasiumPufferEnv(_Emulated):
 
     def _end_episode(self, obs, info):
         self._observe(self._write_final, obs, 'step()')
+        if not isinstance(info, dict):
+            raise self._broken_rule(f'step() returned infos of type {type(info).__name__}: infos '
+                                    'must be a dict (the 5th value of step())')
         stats = _numbers(info)
         stats['episode_return'] = float(self._return)
         stats['episode_length'] = self._length
         self._log.add(stats)
         self._return, self._length = 0.0, 0
-        obs, _ = self.env.reset()
+        obs = self._reset_env('reset() (auto-reset)')
         self._observe(self._write, obs, 'reset() (auto-reset)')
 
 
@@ -346,15 +375,15 @@ class PettingZooPufferEnv(_Emulated):
 
     def _observe(self, obs, where):
         """Write each present agent's observation, zero the absent rows; returns the present mask."""
-        if self._checks_left:
-            unknown = [a for a in obs if a not in self._index]
-            if unknown:
-                raise APIUsageError(f'PettingZooPufferEnv({self.name}): {where} returned '
-                                    f'observations for unknown agents {unknown}')
+        if not isinstance(obs, dict):
+            raise self._broken_rule(f'{where} returned observations of type {type(obs).__name__}: '
+                                    'they must be a dict {agent: observation}')
         present = np.zeros(self.num_agents, bool)
+        known = 0
         for i, agent in enumerate(self.possible_agents):
             if agent in obs:
                 present[i] = True
+                known += 1
                 try:
                     self._write[i](obs[agent])
                 except APIUsageError as e:
@@ -363,10 +392,15 @@ class PettingZooPufferEnv(_Emulated):
                     self._check_contains(obs[agent], where)
             else:
                 self.observations[i] = 0
+        if len(obs) != known:    # an agent that is not in possible_agents
+            unknown = [a for a in obs if a not in self._index]
+            raise self._broken_rule(f'{where} returned observations for agents {unknown}, which are '
+                                    f'not in possible_agents {self.possible_agents}: every agent '
+                                    'must be listed there from the start')
         return present
 
     def reset(self, seed=None):
-        obs, _ = self.env.reset(**self._seed_arg(seed))
+        obs = self._reset_env('reset()', **self._seed_arg(seed))
         present = self._observe(obs, 'reset()')
         self.rewards[:] = 0
         self.terminals[:] = ~present
@@ -388,16 +422,34 @@ class PettingZooPufferEnv(_Emulated):
                 action = np.asarray(action)
                 self.actions[i] = check_actions(action, self.actions[i])
                 given.add(agent)
+            if not set(self.env.agents) <= self._index.keys():
+                raise self._unknown_live_agents()
             return {a: self._read_action(self.actions[self._index[a]])
                     for a in self.env.agents if a in given}
         if actions is not self.actions:
             np.copyto(self.actions, check_actions(actions, self.actions), casting='same_kind')
-        return {a: self._read_action(self.actions[self._index[a]]) for a in self.env.agents}
+        try:
+            return {a: self._read_action(self.actions[self._index[a]]) for a in self.env.agents}
+        except KeyError:
+            raise self._unknown_live_agents() from None
+
+    def _unknown_live_agents(self):
+        unknown = [a for a in self.env.agents if a not in self._index]
+        return self._broken_rule(f'env.agents holds {unknown}, which are not in possible_agents '
+                                 f'{self.possible_agents}: every agent must be listed there from '
+                                 'the start')
 
     def step(self, actions):
         if self._needs_reset:
             raise APIUsageError(f'PettingZooPufferEnv({self.name}): call reset() before step()')
-        obs, rewards, terms, truncs, infos = self.env.step(self._env_actions(actions))
+        result = self.env.step(self._env_actions(actions))
+        try:
+            obs, rewards, terms, truncs, infos = result
+        except (ValueError, TypeError):
+            raise self._bad_step(result) from None
+        if not isinstance(infos, dict):
+            raise self._broken_rule(f'step() returned infos of type {type(infos).__name__}: infos '
+                                    'must be a dict {agent: info}')
         present = self._observe(obs, 'step()')
         agents = self.possible_agents
         self.rewards[:] = [rewards.get(a, 0) if p else 0 for a, p in zip(agents, present)]
@@ -413,7 +465,7 @@ class PettingZooPufferEnv(_Emulated):
             self.final_observations[:] = self.observations
             self._log.add({'episode_return': float(self._returns[self._seen].mean())
                            if self._seen.any() else 0.0, 'episode_length': self._length})
-            obs, _ = self.env.reset()
+            obs = self._reset_env('reset() (auto-reset)')
             new = self._observe(obs, 'reset() (auto-reset)')
             self.masks |= new
             self._returns[:] = 0

@@ -69,8 +69,10 @@ def joint_space(space, n):
 
 
 def check_actions(actions, expected):
-    """O(1) check of an action batch against the action buffer it will be written into.
-    Casts within a kind (int64 -> int32, float64 -> float32) are allowed; float -> int is not."""
+    """Check of an action batch against the action buffer it will be written into: shape and
+    dtype in O(1). Casts within a kind (int64 -> int32, float64 -> float32) are allowed; float ->
+    int is not, nor an integer that the narrower buffer dtype cannot hold (one vectorised min/max,
+    paid only when the dtypes differ), which would wrap into another, valid-looking action."""
     if not isinstance(actions, np.ndarray):
         actions = np.asarray(actions)
     if actions.shape != expected.shape:
@@ -79,6 +81,15 @@ def check_actions(actions, expected):
     if actions.dtype != expected.dtype and not np.can_cast(actions.dtype, expected.dtype, 'same_kind'):
         raise APIUsageError(f'actions have dtype {actions.dtype}, expected {expected.dtype}: '
                             f'cast them explicitly (pufferlib never truncates {actions.dtype} silently)')
+    if (actions.dtype != expected.dtype and actions.dtype.kind in 'iu' and expected.dtype.kind in 'iu'
+            and actions.size):
+        fits = np.iinfo(expected.dtype)
+        low, high = actions.min(), actions.max()
+        if low < fits.min or high > fits.max:
+            value = low if low < fits.min else high
+            raise APIUsageError(f'actions have dtype {actions.dtype} and hold {value}, which '
+                                f'{expected.dtype} cannot hold (it would wrap to another action): '
+                                f'valid actions are in the action space')
     return actions
 
 

@@ -180,10 +180,12 @@ def uncaught(opts):
 @case
 def ctrl_c(opts):
     """Row 8: block in recv() on a slow env; the test sends SIGINT to the process group."""
+    import threading
     vec = make(opts, 'slow', delay=30.0, env_idx=1)
     vec.reset()
     vec.send(np.zeros(vec.agents_per_batch, np.int32))
-    print('READY', flush=True)
+    threading.Thread(target=lambda: (wait_for(main_thread_in('_wait')), print('READY', flush=True)),
+                     daemon=True).start()
     vec.recv()
 
 
@@ -223,6 +225,104 @@ def big_infos(opts):
         sizes += sum(len(i['blob']) for i in infos)
     report(elapsed=time.monotonic() - start, bytes=sizes)
     vec.close()
+
+
+def wait_for(condition, seconds=60.0):
+    """Poll `condition` until it holds (a generous deadline that only guards against a hang)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'condition not met within {seconds} s')
+        time.sleep(0.01)
+
+
+def main_thread_in(function):
+    """A condition: the main thread is inside a call of `function` (a function name)."""
+    import threading
+    main = threading.main_thread().ident
+
+    def inside():
+        frame = sys._current_frames().get(main)
+        while frame is not None and frame.f_code.co_name != function:
+            frame = frame.f_back
+        return frame is not None
+    return inside
+
+
+@case
+def info_stall(opts):
+    """Issue 12.9: worker 1 is stopped (SIGSTOP) while it writes a 1 MB info into its pipe;
+    recv(timeout=1) must still return within its timeout, naming the worker."""
+    from pufferlib.vector import _sync
+    vec = make(opts, 'big_info', env_idx=1)
+    vec.reset()
+    vec.send(np.zeros(vec.agents_per_batch, np.int32))
+    wait_for(lambda: vec._ctl.state(1) == _sync.INFO)    # it is sending (more than a pipe holds)
+    os.kill(vec.processes[1].pid, signal.SIGSTOP)
+    error, elapsed = attempt(lambda: vec.recv(timeout=1.0))
+    report(**describe(error, elapsed), workers=list(getattr(error, 'workers', ())),
+           **after_failure(vec))
+
+
+@case
+def info_alien(opts):
+    """Issue 12.9: an info the main process cannot unpickle names the worker."""
+    vec = make(opts, 'alien_info', at_step=3, env_idx=1)
+    vec.reset()
+    actions = np.zeros(vec.agents_per_batch, np.int32)
+    for _ in range(2):
+        vec.step(actions)
+    vec.send(actions)
+    error, elapsed = attempt(lambda: vec.recv(timeout=5.0))
+    report(**describe(error, elapsed), cause=type(error.__cause__).__name__ if error else None,
+           **after_failure(vec))
+
+
+@case
+def parent_hung(opts):
+    """Issue 12.10: worker 1 hangs in step; the vector env was made off the main thread
+    (thread=1) or under forkserver. The test SIGKILLs this process (only)."""
+    import threading
+    made = []
+    maker = threading.Thread(target=lambda: made.append(make(opts, 'hang', at_step=1, env_idx=1)))
+    if opts.get('thread') == '1':
+        maker.start()
+        maker.join()
+    else:
+        maker.run()
+    vec, = made
+    vec.reset()
+    vec.send(np.zeros(vec.agents_per_batch, np.int32))
+    error, _ = attempt(lambda: vec.recv(timeout=0.5))    # proves worker 1 is inside its step
+    assert type(error).__name__ == 'EnvTimeoutError', error
+    print('READY', json.dumps([p.pid for p in vec.processes]), flush=True)
+    time.sleep(3600)
+
+
+@case
+def close_from_thread(opts):
+    """Issue 12.13: close() from another thread while recv() waits on a slow env."""
+    import threading
+    vec = make(opts, 'slow', delay=30.0, env_idx=1)
+    vec.reset()
+    vec.send(np.zeros(vec.agents_per_batch, np.int32))
+
+    def close_once_recv_waits():
+        wait_for(main_thread_in('_wait'))
+        vec.close()
+    closer = threading.Thread(target=close_once_recv_waits)
+    closer.start()
+    error, elapsed = attempt(vec.recv)
+    closer.join()
+    report(**describe(error, elapsed))
+
+
+@case
+def die_in_reset(opts):
+    """Issue 12.13: a worker that dies in reset is reported as dying while resetting."""
+    vec = make(opts, 'kill_reset', env_idx=1)
+    error, elapsed = attempt(vec.reset)
+    report(**describe(error, elapsed), **after_failure(vec))
 
 
 def _local_creator():

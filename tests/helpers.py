@@ -19,7 +19,11 @@ fault (fires in env object `env_idx` only, at its `at_step`-th step since constr
   'slow'         sleeps `delay` seconds in every step (from the first); every env object sleeps
                  `base_delay` seconds per step in any case
   'big_info'     returns a ~1 MB info dict in every step (from the first)
+  'alien_info'   returns, from at_step on, an info that the main process cannot unpickle (its
+                 unpickling imports a module that does not exist)
+  'kill_reset'   the process sends itself SIGKILL in reset
 """
+import importlib
 import os
 import signal
 import sys
@@ -89,7 +93,15 @@ def alive_actors():
 
 # ---- envs --------------------------------------------------------------------------------------
 
-FAULTS = (None, 'raise', 'raise_reset', 'raise_init', 'hang', 'segv', 'nan', 'slow', 'big_info')
+FAULTS = (None, 'raise', 'raise_reset', 'raise_init', 'hang', 'segv', 'nan', 'slow', 'big_info',
+          'alien_info', 'kill_reset')
+
+
+class Alien:
+    """Pickles fine; unpickling it imports a module that does not exist (ModuleNotFoundError)."""
+
+    def __reduce__(self):
+        return importlib.import_module, ('no_such_module_of_the_worker',)
 
 
 class FaultyEnv(PufferEnv):
@@ -118,6 +130,8 @@ class FaultyEnv(PufferEnv):
     def reset(self, seed=None):
         if self.fault == 'raise_reset':
             raise ValueError('boom in reset')
+        if self.fault == 'kill_reset':
+            os.kill(os.getpid(), signal.SIGKILL)
         self.ticks = 0
         self._observe()
         return self.observations, []
@@ -137,6 +151,8 @@ class FaultyEnv(PufferEnv):
             time.sleep(self.delay)
         if self.fault == 'big_info':
             infos.append({'blob': b'x' * (1 << 20), 'step': self.total_steps})
+        if self.fault == 'alien_info' and fire:
+            infos.append({'thing': Alien()})
         self.rewards[:] = 1
         self.terminals[:] = self.ticks >= self.episode_length
         if self.ticks >= self.episode_length:

@@ -686,6 +686,103 @@ def test_pettingzoo_agents_must_share_spaces():
 
 
 # ------------------------------------------------------------------------------------------------
+# Envs that break the Gymnasium / PettingZoo API: an APIUsageError naming the env and the rule
+# (issue 12.12), never a raw unpacking, attribute or key error.
+
+class BrokenGym(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def reset(self, seed=None, options=None):
+        obs = np.zeros(2, np.float32)
+        return obs if self.rule == 'obs_only_reset' else (obs, {})
+
+    def step(self, action):
+        obs = np.zeros(2, np.float32)
+        if self.rule == 'four_values':
+            return obs, 1.0, True, {}
+        return obs, 1.0, True, False, [] if self.rule == 'list_infos' else {}
+
+
+def test_infos_that_are_a_list_are_named():
+    env = E.GymnasiumPufferEnv(BrokenGym('list_infos'))
+    env.reset()
+    with pytest.raises(APIUsageError, match=r'^GymnasiumPufferEnv\(BrokenGym\): step\(\) returned infos '
+                                            r'of type list: infos must be a dict'):
+        env.step(np.zeros(1, np.int64))
+
+
+def test_a_four_value_step_is_named():
+    env = E.GymnasiumPufferEnv(BrokenGym('four_values'))
+    env.reset()
+    with pytest.raises(APIUsageError, match=r'^GymnasiumPufferEnv\(BrokenGym\): step\(\) returned 4 '
+                                            r'values: step\(\) must return 5 values'):
+        env.step(np.zeros(1, np.int64))
+
+
+def test_an_obs_only_reset_is_named():
+    env = E.GymnasiumPufferEnv(BrokenGym('obs_only_reset'))
+    with pytest.raises(APIUsageError, match=r'^GymnasiumPufferEnv\(BrokenGym\): reset\(\) returned a '
+                                            r'ndarray, not a tuple: reset\(\) must return '
+                                            r'\(observations, infos\)'):
+        env.reset()
+
+
+class Joining(pettingzoo.ParallelEnv):
+    """Agents 'a' and 'b'; agent 'c', not in possible_agents, joins env.agents at step `join_at`,
+    with an observation of its own when `observed`."""
+    possible_agents = ['a', 'b']
+
+    def __init__(self, join_at, observed):
+        self.join_at, self.observed = join_at, observed
+
+    def observation_space(self, agent):
+        return spaces.Box(-1, 1, (2,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.agents, self.t = ['a', 'b'], 0
+        return {a: np.zeros(2, np.float32) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        if self.t == self.join_at:
+            self.agents = ['a', 'b', 'c']
+        seen = self.agents if self.observed else ['a', 'b']
+        obs = {a: np.zeros(2, np.float32) for a in seen}
+        return obs, {a: 0.0 for a in seen}, {a: False for a in seen}, {a: False for a in seen}, \
+            {a: {} for a in seen}
+
+
+@pytest.mark.parametrize('join_at, observed', [(3, False), (40, True)])
+def test_a_pettingzoo_agent_appearing_mid_episode_is_named(join_at, observed):
+    """Unobserved, it used to be a raw KeyError on the next step; observed after the first
+    CHECK_STEPS steps, it was silently dropped."""
+    env = E.PettingZooPufferEnv(Joining(join_at, observed))
+    env.reset()
+    for _ in range(join_at - 1):
+        env.step(np.zeros(2, np.int64))
+    rule = (r"step\(\) returned observations for agents \['c'\], which are not in possible_agents"
+            if observed else r"env.agents holds \['c'\], which are not in possible_agents")
+    with pytest.raises(APIUsageError, match=rf"^PettingZooPufferEnv\(Joining\): {rule} \['a', 'b'\]"):
+        env.step(np.zeros(2, np.int64))
+        env.step(np.zeros(2, np.int64))
+
+
+def test_an_ndarray_as_buf_is_named():
+    with pytest.raises(APIUsageError, match=r'^GymnasiumPufferEnv\(CartPole-v1\): buf is a ndarray: it '
+                                            r'must be None or a dict of arrays by name'):
+        E.GymnasiumPufferEnv(gym.make('CartPole-v1'), buf=np.zeros((1, 4), np.float32))
+    with pytest.raises(APIUsageError, match=r'^PettingZooPufferEnv\(Joining\): buf is a ndarray'):
+        E.PettingZooPufferEnv(Joining(3, False), buf=np.zeros((2, 2), np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
 # Through pufferlib.vector: Serial and Multiprocessing give identical trajectories
 
 import functools  # noqa: E402

@@ -69,10 +69,11 @@ class Case:
         return self.proc.returncode, out, err
 
     def assert_clean(self):
-        # Exiting workers (and spawn's resource tracker / fork server) may need a moment.
-        assert wait_for(lambda: not tagged_pids(self.tag), 3.0), \
+        # Exiting workers (and spawn's resource tracker / fork server) may need a moment; the
+        # bounds only guard against a hang (they hold on a loaded machine).
+        assert wait_for(lambda: not tagged_pids(self.tag), 30.0), \
             f'processes outlived the case: {tagged_pids(self.tag)}'
-        assert wait_for(lambda: not set(os.listdir('/dev/shm')) - self.shm_names, 2.0), \
+        assert wait_for(lambda: not set(os.listdir('/dev/shm')) - self.shm_names, 20.0), \
             f'/dev/shm gained {set(os.listdir("/dev/shm")) - self.shm_names}'
         # On a machine shared with other jobs the usage can grow for reasons of theirs; then check
         # exactly that no process still maps or holds the case's (unlinked) shared-memory files.
@@ -235,16 +236,72 @@ def test_uncaught_exception_exits(start):
     assert time.time() - raised_at < 3.0
 
 
+def test_recv_timeout_covers_a_worker_stopped_while_sending_infos():
+    """Issue 12.9: the timeout bounds the whole receive; the vector env is then unusable."""
+    r, rc, _, _ = run_case('info_stall', timeout=60)
+    assert rc == 0 and r['error'] == 'EnvTimeoutError', r
+    assert r['workers'] == [1]
+    assert re.match(r'recv\(\) timed out while worker 1 was sending its infos after stepping \(it sent '
+                    r'\d+ of \d+ bytes\)', r['message']), r['message']
+    assert r['elapsed'] < 30    # 1 s asked: only a guard against a hang
+    assert_closed_cleanly(r)
+
+
+def test_an_info_that_cannot_be_unpickled_names_the_worker():
+    """Issue 12.9: was a bare ModuleNotFoundError."""
+    r, rc, _, _ = run_case('info_alien', timeout=60)
+    assert rc == 0 and r['error'] == 'EnvWorkerError', r
+    assert r['worker'] == 1 and r['cause'] == 'ModuleNotFoundError'
+    assert re.match(r"worker 1 \(env 1\) sent infos that this process cannot unpickle "
+                    r"\(ModuleNotFoundError: No module named 'no_such_module_of_the_worker'\)",
+                    r['message']), r['message']
+    assert_closed_cleanly(r)
+
+
+@pytest.mark.parametrize('opts', [('thread=1',), ('thread=1', 'start=spawn'), ('start=forkserver',)],
+                         ids=['made-off-main-thread', 'off-main-thread-spawn', 'forkserver'])
+def test_parent_sigkilled_while_a_worker_hangs_in_step(opts):
+    """Issue 12.10: the worker's watchdog ends it although its main thread sleeps in the env."""
+    case = Case('parent_hung', *opts)
+    try:
+        line = case.proc.stdout.readline()
+        assert line.startswith('READY'), line + case.proc.stderr.read()
+        workers = json.loads(line.split(' ', 1)[1])
+        os.kill(case.proc.pid, signal.SIGKILL)
+        case.proc.wait()
+        # the bound only guards against a hang: the watchdog reacts at once
+        assert wait_for(lambda: not any(_alive(pid) for pid in workers), 30.0), \
+            f'workers outlived their SIGKILLed parent: {[p for p in workers if _alive(p)]}'
+        case.finish(30)
+    finally:
+        for pid in tagged_pids(case.tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_close_from_another_thread_says_closed():
+    """Issue 12.13: was "worker 0 died" (the workers exit because close() stopped them)."""
+    r, rc, _, _ = run_case('close_from_thread', timeout=60)
+    assert rc == 0 and r['error'] == 'ClosedError', r
+    assert r['message'] == ('recv(): the vector env was closed (close() from another thread) while '
+                            'recv waited')
+
+
+def test_a_worker_dying_in_reset_is_reported_while_resetting():
+    """Issue 12.13: was reported as dying "while stepping"."""
+    r, rc, _, _ = run_case('die_in_reset', timeout=60)
+    assert rc == 0 and r['error'] == 'EnvWorkerError', r
+    assert re.match(r'worker 1 \(env 1\) died \(exitcode -9, SIGKILL\) while resetting;',
+                    r['message']), r['message']
+    assert_closed_cleanly(r)
+
+
 def test_ctrl_c_during_recv():
     """Row 8: SIGINT to the whole process group while recv() waits on a slow env."""
     case = Case('ctrl_c')
-    line = case.proc.stdout.readline()
+    line = case.proc.stdout.readline()    # printed once the case's main thread waits in recv()
     assert line.startswith('READY'), line + case.proc.stderr.read()
-    time.sleep(0.5)
     os.killpg(case.proc.pid, signal.SIGINT)
-    sent = time.monotonic()
-    rc, out, err = case.finish(6)
-    assert time.monotonic() - sent < 2.0
+    rc, out, err = case.finish(60)    # a bound that only guards against a hang
     assert rc in (1, 130, -signal.SIGINT)
     assert err.count('KeyboardInterrupt') == 1, err
 

@@ -262,6 +262,43 @@ def test_check_actions_ranges(vecs, backend):
         vec.send(actions)
 
 
+def test_integer_actions_that_int32_cannot_hold_are_refused(vecs, backend):
+    """Issue 12.4: 2**32 + 1 as int64 (or uint64) used to wrap into the valid action 1."""
+    vec = make(vecs, FaultyEnv, **BACKENDS[backend])
+    n = vec.agents_per_batch
+    vec.reset()
+    for bad, dtype in ((2**32 + 1, np.int64), (2**32 + 1, np.uint64), (-2**40, np.int64)):
+        actions = np.ones(n, dtype)
+        actions[-1] = bad
+        with pytest.raises(APIUsageError, match=rf'actions have dtype {np.dtype(dtype)} and hold '
+                                                rf'{bad}, which int32 cannot hold'):
+            vec.send(actions)
+    vec.step(np.full(n, 3, np.int64))    # still usable
+
+
+def test_out_of_range_discrete_action_is_a_usage_error_and_the_vec_stays_usable(vecs, backend):
+    """Issue 12.4: without check_actions, out-of-range discrete actions are refused in the caller
+    (not an env crash that breaks the vector env), Ocean C envs included."""
+    vec = make(vecs, ocean.env_creator('squared'), **split_kwargs(backend, 4))
+    vec.reset(seed=0)
+    for bad in (5, -1, 2**31 - 1):
+        actions = np.zeros(vec.agents_per_batch, np.int32)
+        actions[1] = bad
+        with pytest.raises(APIUsageError, match=rf'action of agent 1 is {bad}, outside Discrete\(5\)'):
+            vec.send(actions)
+    vec.step(np.zeros(vec.agents_per_batch, np.int32))    # the vector env still steps
+    vec.step(np.ones(vec.agents_per_batch, np.int64))
+
+
+def test_wide_integer_actions_into_an_env_directly():
+    env = ocean.make('squared', num_envs=2)
+    env.reset()
+    with pytest.raises(APIUsageError, match='hold 4294967297, which int32 cannot hold'):
+        env.step(np.array([1, 2**32 + 1], np.int64))
+    env.step(np.array([1, 2], np.int64))
+    env.close()
+
+
 # ---- check_finite (row 14) ---------------------------------------------------------------------
 
 def test_check_finite_names_env_step_and_field(vecs, backend):

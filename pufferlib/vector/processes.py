@@ -7,8 +7,8 @@ and commands and never copies a batch unless zero_copy=False asks it to. Infos t
 worker's pipe only when a step produced some, flagged by the INFO result.
 
 Waiting spins briefly, then sleeps in a futex with a bounded timeout, so that both sides keep
-checking that the other is alive: workers die with their parent (PR_SET_PDEATHSIG plus a getppid
-poll), and the main process watches worker sentinels and turns any fault into an EnvWorkerError.
+checking that the other is alive: workers die with their parent (a watchdog thread on a pidfd of
+the main process, which also fires inside a long env step; PR_SET_PDEATHSIG; a getppid poll), and the main process watches worker sentinels and turns any fault into an EnvWorkerError.
 """
 import ctypes
 import faulthandler
@@ -17,6 +17,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import threading
 import time
 import weakref
@@ -25,7 +26,7 @@ from multiprocessing import connection
 import numpy as np
 
 from pufferlib import PufferEnv
-from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
+from pufferlib.exceptions import APIUsageError, ClosedError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
 from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, begin, checked_actions,
                                        close_quietly, deliver, envs_text, fail, gathered_batch,
@@ -36,6 +37,8 @@ MAIN_BUDGET = (0.0, 100.0, 20_000.0)
 WORKER_BUDGET = (0.0, 500.0, 100_000.0)
 LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
 CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before terminate(), then kill()
+CLOSED_WHILE_WAITING = 'recv(): the vector env was closed (close() from another thread) while recv waited'
+WATCHDOG_PERIOD_S = 0.2      # a worker's poll of the main process where there is no pidfd
 ALIGN = 64
 
 
@@ -194,25 +197,33 @@ class Multiprocessing:
         self._state = PENDING
 
     def recv(self, timeout=None):
+        """The next batch. `timeout` (seconds) bounds the whole call, infos included."""
         begin(self, 'recv')
         deadline = None if timeout is None else time.monotonic() + timeout
+        doing = 'resetting' if self._state is RESET else 'stepping'
         wpb = self.workers_per_batch
-        if self.zero_copy:
-            b = self._block = self._wait(wpb, self._next_block, False, deadline, 'stepping')
-            lo, hi = self._batch = (b * wpb, (b + 1) * wpb)
-            self._next_block = (b + 1) % self._num_blocks
-            infos = self._collect_infos(range(lo, hi)) if self._ctl.count(lo, hi, _sync.INFO) else []
-            batch = self._block_results[b]
-            if self._block_finals:
-                self.final_observations = self._block_finals[b]
-        else:
-            self._wait(wpb, 0, True, deadline, 'stepping')
-            self._ctl.first_ready(self._order)
-            chosen = self._batch = np.argsort(self._order, kind='stable')[:wpb]
-            infos = self._collect_infos(chosen)
-            for name, arr in self._gathered.items():
-                np.take(self._by_worker[name], chosen, axis=0, out=arr)
-            batch = gathered_batch(self, self._gathered, chosen)
+        try:
+            if self.zero_copy:
+                b = self._block = self._wait(wpb, self._next_block, False, deadline, doing)
+                lo, hi = self._batch = (b * wpb, (b + 1) * wpb)
+                self._next_block = (b + 1) % self._num_blocks
+                infos = (self._collect_infos(range(lo, hi), deadline, doing)
+                         if self._ctl.count(lo, hi, _sync.INFO) else [])
+                batch = self._block_results[b]
+                if self._block_finals:
+                    self.final_observations = self._block_finals[b]
+            else:
+                self._wait(wpb, 0, True, deadline, doing)
+                self._ctl.first_ready(self._order)
+                chosen = self._batch = np.argsort(self._order, kind='stable')[:wpb]
+                infos = self._collect_infos(chosen, deadline, doing)
+                for name, arr in self._gathered.items():
+                    np.take(self._by_worker[name], chosen, axis=0, out=arr)
+                batch = gathered_batch(self, self._gathered, chosen)
+        except Exception:
+            if self._state is CLOSED:    # close() from another thread stopped the workers
+                raise ClosedError(CLOSED_WHILE_WAITING) from None
+            raise
         return deliver(self, batch, infos)
 
     def close(self):
@@ -271,21 +282,60 @@ class Multiprocessing:
                                       worker=w, envs=range(lo, hi), exitcode=p.exitcode)
         return report_error(conn.recv(), w, range(lo, hi))
 
-    def _collect_infos(self, workers):
+    def _collect_infos(self, workers, deadline, doing):
         infos = []
         for w in workers:
             if self._ctl.state(w) == _sync.INFO:
-                conn = self._conns[w]
-                while not conn.poll(0.05):
-                    self._check_alive('sending infos')
-                infos.extend(pickle.loads(conn.recv_bytes()))
+                data = self._read_message(w, deadline, f'sending its infos after {doing}')
                 self._ctl.set_state(w, _sync.DONE)    # an INFO state always means unread infos
+                try:
+                    infos.extend(pickle.loads(data))
+                except Exception as e:
+                    lo, hi = w * self.envs_per_worker, (w + 1) * self.envs_per_worker
+                    raise fail(self, EnvWorkerError(
+                        f'worker {w} ({envs_text(lo, hi)}) sent infos that this process cannot '
+                        f'unpickle ({type(e).__name__}: {e}): infos must hold values whose modules '
+                        'the main process can import (plain numbers, strings, lists, dicts, arrays '
+                        'are safe)', worker=w, envs=range(lo, hi))) from e
         return infos
+
+    def _read_message(self, w, deadline, doing):
+        """One message from worker w's pipe (multiprocessing's framing: a 4-byte big-endian length,
+        or -1 and an 8-byte one), read as it arrives, so that `deadline` bounds it even when the
+        worker stops halfway; a worker found dead meanwhile is reported as such."""
+        fd = self._conns[w].fileno()
+        size, = struct.unpack('!i', self._read_exactly(w, fd, 4, deadline, doing))
+        if size == -1:
+            size, = struct.unpack('!Q', self._read_exactly(w, fd, 8, deadline, doing))
+        return self._read_exactly(w, fd, size, deadline, doing)
+
+    def _read_exactly(self, w, fd, n, deadline, doing):
+        data = bytearray()
+        while len(data) < n:
+            wait = LIVENESS_PERIOD_S
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            if select.select([fd], [], [], wait)[0]:
+                chunk = os.read(fd, n - len(data))
+                if not chunk:    # the worker closed its pipe: it is exiting
+                    connection.wait([self.processes[w].sentinel], 1.0)
+                    self._check_alive(doing)
+                    raise fail(self, EnvWorkerError(f'worker {w} closed its pipe while {doing}',
+                                                    worker=w))
+                data += chunk
+                continue
+            self._check_alive(doing)
+            if deadline is not None and time.monotonic() >= deadline:
+                # The pipe is now mid-message: the vector env cannot go on.
+                raise fail(self, EnvTimeoutError(
+                    f'recv() timed out while worker {w} was {doing} (it sent {len(data)} of {n} '
+                    'bytes); this vector env is unusable now: close() it', workers=[w]))
+        return bytes(data)
 
     def _drain(self):
         """Let every worker finish what it was asked, and drop the infos nobody will read."""
         self._wait(self.num_workers, 0, False, None, 'finishing before a reset')
-        self._collect_infos(range(self.num_workers))
+        self._collect_infos(range(self.num_workers), None, 'finishing before a reset')
 
 
 def _shutdown(processes, conns, ctl, grace):
@@ -330,6 +380,8 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
     main_alive = _watch(main_pid)
     if not main_alive():
         return    # the main process died before PR_SET_PDEATHSIG took effect
+    threading.Thread(target=_exit_with_main, args=(main_pid, main_alive), name='puffer-watchdog',
+                     daemon=True).start()
     views = _views(raw, pad, layout)
     ctl = _sync.Control(views.pop('ctl'), num_workers, *budget)
     ape = spaces[2]
@@ -368,6 +420,19 @@ def _worker_main(w, first_env, creators, args, kwargs, seed, spaces, raw, pad, l
         if payload:
             conn.send_bytes(payload)
     close_quietly(rows)
+
+
+def _exit_with_main(main_pid, main_alive):
+    """The worker's watchdog thread: end the worker as soon as the main process is gone, even while
+    its main thread is inside a long (or hung) env step, whatever thread made the vector env and
+    whatever the start method (PR_SET_PDEATHSIG covers only the first case and only with fork)."""
+    try:
+        pidfd = os.pidfd_open(main_pid)
+        select.select([pidfd], [], [])    # readable once the main process has exited
+    except (AttributeError, OSError):
+        while main_alive():
+            time.sleep(WATCHDOG_PERIOD_S)
+    os._exit(1)
 
 
 def _watch(main_pid):

@@ -17,6 +17,7 @@ import os
 import traceback
 
 import numpy as np
+from gymnasium.spaces import Discrete, MultiDiscrete
 
 from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions, joint_space
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvDataError, EnvWorkerError
@@ -140,12 +141,28 @@ def check_adopted(env, buf, index):
 
 
 def checked_actions(vec, actions, expected):
-    """`actions` checked against the action buffer `expected` (shape and dtype, O(1)), and against
-    the action space when the vector env was made with check_actions=True."""
+    """`actions` checked against the action buffer `expected` (shape and dtype, O(1)); discrete
+    actions always against the action space (one vectorised min/max), so that an out-of-range
+    action is the caller's APIUsageError and the vector env stays usable; every action space
+    (Box bounds and NaN included) when the vector env was made with check_actions=True."""
     actions = check_actions(actions, expected)
-    if vec._check_values:
-        check_action_values(actions, vec.single_action_space)
+    space = vec.single_action_space
+    if vec._check_values or isinstance(space, MultiDiscrete):
+        check_action_values(actions, space)
+    elif isinstance(space, Discrete) and actions.size and _outside(actions, space):
+        check_action_values(actions, space)    # raises, naming the first bad agent and value
     return actions
+
+
+UNSIGNED = {size: np.dtype(f'u{size}') for size in (1, 2, 4, 8)}
+
+
+def _outside(actions, space):
+    """Whether any integer action is outside the Discrete `space`: with start 0, one max over the
+    actions read as unsigned (a negative action reads as a huge one)."""
+    if space.start == 0 and actions.dtype.kind in 'iu':
+        return actions.view(UNSIGNED[actions.dtype.itemsize]).max() >= space.n
+    return actions.min() < space.start or actions.max() >= space.start + space.n
 
 
 def check_infos(infos):

@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 
 from pufferlib import PufferEnv
-from pufferlib.exceptions import APIUsageError, EnvTimeoutError, EnvWorkerError
+from pufferlib.exceptions import APIUsageError, ClosedError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, allocate, begin,
                                        checked_actions, close_quietly, deliver, envs_text, fail,
                                        gathered_batch, plan_pool, report_error, reset, spaces_of,
@@ -210,8 +210,15 @@ class Ray:
     def recv(self, timeout=None):
         begin(self, 'recv')
         deadline = None if timeout is None else time.monotonic() + timeout
-        chosen = self._batch = self._wait_batch(deadline)
-        results = self._results(chosen, [self._pending.pop(w)[1] for w in chosen], 'stepping')
+        doing = 'resetting' if self._state is RESET else 'stepping'
+        try:
+            chosen = self._batch = self._wait_batch(deadline, doing)
+            results = self._results(chosen, [self._pending.pop(w)[1] for w in chosen], doing)
+        except Exception:
+            if self._state is CLOSED:    # close() from another thread killed the actors
+                raise ClosedError('recv(): the vector env was closed (close() from another thread) '
+                                  'while recv waited') from None
+            raise
         infos = []
         # One slice assignment per array and worker: into the worker's rows of the buffers (an
         # aligned block is then returned as views), or into row i of the gathered batch.
@@ -250,7 +257,7 @@ class Ray:
         self._submitted += 1
         self._pending[int(w)] = (self._submitted, ref)
 
-    def _wait_batch(self, deadline):
+    def _wait_batch(self, deadline, doing):
         """The workers of the next batch, once all their results are ready: with zero_copy the
         first ready block, scanning from the block after the last one received; otherwise the
         workers_per_batch ready workers that were sent work longest ago."""
@@ -275,7 +282,7 @@ class Ray:
             if deadline is not None and time.monotonic() >= deadline:
                 waiting = sorted(set(pending) - ready)
                 raise EnvTimeoutError(f'recv() timed out while workers {waiting} were still '
-                                      'stepping', workers=waiting)
+                                      f'{doing}', workers=waiting)
             need = len(done) + 1
 
     def _wait_scheduled(self, cpus):
