@@ -68,11 +68,26 @@ def joint_space(space, n):
     raise APIUsageError(f'cannot stack {space}: only Discrete, MultiDiscrete and Box are supported')
 
 
-def check_actions(actions, expected):
+# (min, max) of each integer dtype, as Python ints (np.iinfo costs microseconds per call).
+INT_LIMITS = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in (
+    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+SMALL_BATCH = 32    # up to this many values, Python's min/max beat two NumPy reductions
+
+
+def value_range(arr):
+    """(min, max) of a non-empty integer array, the cheapest way for its size."""
+    if arr.size <= SMALL_BATCH:
+        values = arr.ravel().tolist()
+        return min(values), max(values)
+    return arr.min(), arr.max()
+
+
+def check_actions(actions, expected, fit=True):
     """Check of an action batch against the action buffer it will be written into: shape and
     dtype in O(1). Casts within a kind (int64 -> int32, float64 -> float32) are allowed; float ->
     int is not, nor an integer that the narrower buffer dtype cannot hold (one vectorised min/max,
-    paid only when the dtypes differ), which would wrap into another, valid-looking action."""
+    paid only when the dtypes differ), which would wrap into another, valid-looking action.
+    fit=False skips that last check, for callers that check the range of every action anyway."""
     if not isinstance(actions, np.ndarray):
         actions = np.asarray(actions)
     if actions.shape != expected.shape:
@@ -81,12 +96,12 @@ def check_actions(actions, expected):
     if actions.dtype != expected.dtype and not np.can_cast(actions.dtype, expected.dtype, 'same_kind'):
         raise APIUsageError(f'actions have dtype {actions.dtype}, expected {expected.dtype}: '
                             f'cast them explicitly (pufferlib never truncates {actions.dtype} silently)')
-    if (actions.dtype != expected.dtype and actions.dtype.kind in 'iu' and expected.dtype.kind in 'iu'
-            and actions.size):
-        fits = np.iinfo(expected.dtype)
-        low, high = actions.min(), actions.max()
-        if low < fits.min or high > fits.max:
-            value = low if low < fits.min else high
+    if (fit and actions.dtype != expected.dtype and actions.dtype.kind in 'iu'
+            and expected.dtype.kind in 'iu' and actions.size):
+        fits = INT_LIMITS[expected.dtype]
+        low, high = value_range(actions)
+        if low < fits[0] or high > fits[1]:
+            value = low if low < fits[0] else high
             raise APIUsageError(f'actions have dtype {actions.dtype} and hold {value}, which '
                                 f'{expected.dtype} cannot hold (it would wrap to another action): '
                                 f'valid actions are in the action space')

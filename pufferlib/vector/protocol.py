@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium.spaces import Discrete, MultiDiscrete
 
 from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions, joint_space
+from pufferlib.spaces import SMALL_BATCH, value_range
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvDataError, EnvWorkerError
 
 
@@ -145,11 +146,13 @@ def checked_actions(vec, actions, expected):
     actions always against the action space (one vectorised min/max), so that an out-of-range
     action is the caller's APIUsageError and the vector env stays usable; every action space
     (Box bounds and NaN included) when the vector env was made with check_actions=True."""
-    actions = check_actions(actions, expected)
     space = vec.single_action_space
+    discrete = isinstance(space, Discrete)    # its range check covers the int32 fit check
+    actions = check_actions(actions, expected, fit=not discrete)
     if vec._check_values or isinstance(space, MultiDiscrete):
         check_action_values(actions, space)
-    elif isinstance(space, Discrete) and actions.size and _outside(actions, space):
+    elif discrete and actions.size and _outside(actions, space):
+        check_actions(actions, expected)    # a value int32 cannot hold is named as such
         check_action_values(actions, space)    # raises, naming the first bad agent and value
     return actions
 
@@ -158,11 +161,14 @@ UNSIGNED = {size: np.dtype(f'u{size}') for size in (1, 2, 4, 8)}
 
 
 def _outside(actions, space):
-    """Whether any integer action is outside the Discrete `space`: with start 0, one max over the
-    actions read as unsigned (a negative action reads as a huge one)."""
-    if space.start == 0 and actions.dtype.kind in 'iu':
+    """Whether any integer action is outside the Discrete `space`, in one pass: Python's min/max
+    for a small batch, else with start 0 one max over the actions read as unsigned (a negative
+    action reads as a huge one)."""
+    start = int(space.start)
+    if start == 0 and actions.size > SMALL_BATCH and actions.dtype.kind in 'iu':
         return actions.view(UNSIGNED[actions.dtype.itemsize]).max() >= space.n
-    return actions.min() < space.start or actions.max() >= space.start + space.n
+    low, high = value_range(actions)
+    return low < start or high >= start + space.n
 
 
 def check_infos(infos):
