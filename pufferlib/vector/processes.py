@@ -8,7 +8,8 @@ worker's pipe only when a step produced some, flagged by the INFO result.
 
 Waiting spins briefly, then sleeps in a futex with a bounded timeout, so that both sides keep
 checking that the other is alive: workers die with their parent (a watchdog thread on a pidfd of
-the main process, which also fires inside a long env step; PR_SET_PDEATHSIG; a getppid poll), and the main process watches worker sentinels and turns any fault into an EnvWorkerError.
+the main process, which also fires inside a long env step; PR_SET_PDEATHSIG; a getppid poll), and
+the main process watches worker sentinels and turns any fault into an EnvWorkerError.
 """
 import ctypes
 import faulthandler
@@ -28,16 +29,16 @@ import numpy as np
 from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvTimeoutError, EnvWorkerError
 from pufferlib.vector import _sync
-from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, begin, checked_actions,
-                                       close_quietly, deliver, envs_text, fail, gathered_batch,
-                                       plan_pool, report_error, reset, spaces_of, step, vector_specs)
+from pufferlib.vector.protocol import (CLOSED, CLOSED_WHILE_WAITING, PENDING, RESET, EnvRows, begin,
+                                       checked_actions, close_quietly, deliver, envs_text, fail,
+                                       gathered_batch, plan_pool, report_error, reset, spaces_of,
+                                       step, vector_specs)
 
 # Wait budgets (spin us, yield us, block us); see benchmarks/vector_overhead.py for the figures.
 MAIN_BUDGET = (0.0, 100.0, 20_000.0)
 WORKER_BUDGET = (0.0, 500.0, 100_000.0)
 LIVENESS_PERIOD_S = 0.05      # recv checks worker sentinels at least this often
 CLOSE_GRACE_S = 0.5           # close(): time for workers to exit before terminate(), then kill()
-CLOSED_WHILE_WAITING = 'recv(): the vector env was closed (close() from another thread) while recv waited'
 WATCHDOG_PERIOD_S = 0.2      # a worker's poll of the main process where there is no pidfd
 ALIGN = 64
 

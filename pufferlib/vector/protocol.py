@@ -20,8 +20,8 @@ import numpy as np
 from gymnasium.spaces import Discrete, MultiDiscrete
 
 from pufferlib import PufferEnv, buffer_specs, check_action_values, check_actions, joint_space
-from pufferlib.spaces import SMALL_BATCH, value_range
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvDataError, EnvWorkerError
+from pufferlib.spaces import SMALL_BATCH, value_range
 
 
 # ---- call order ------------------------------------------------------------------------------
@@ -38,6 +38,9 @@ class State(enum.Enum):
 # The members as module names for the per-call paths: on Python 3.11, reading State.READY goes
 # through a Python-level descriptor (about 0.2 us, ten times a global), several times per send/recv.
 NEW, RESET, PENDING, READY, CLOSED = State
+
+# What a recv() pending in one thread raises when close() runs in another.
+CLOSED_WHILE_WAITING = 'recv(): the vector env was closed (close() from another thread) while recv waited'
 
 SEND_OUT_OF_ORDER = {
     NEW: 'send() needs a batch: call reset() or async_reset() + recv() first',
@@ -143,7 +146,7 @@ def check_adopted(env, buf, index):
 
 def checked_actions(vec, actions, expected):
     """`actions` checked against the action buffer `expected` (shape and dtype, O(1)); discrete
-    actions always against the action space (one vectorised min/max), so that an out-of-range
+    actions always against the action space (one pass over the batch), so that an out-of-range
     action is the caller's APIUsageError and the vector env stays usable; every action space
     (Box bounds and NaN included) when the vector env was made with check_actions=True."""
     space = vec.single_action_space

@@ -25,10 +25,10 @@ import numpy as np
 
 from pufferlib import PufferEnv
 from pufferlib.exceptions import APIUsageError, ClosedError, EnvTimeoutError, EnvWorkerError
-from pufferlib.vector.protocol import (CLOSED, PENDING, RESET, EnvRows, allocate, begin,
-                                       checked_actions, close_quietly, deliver, envs_text, fail,
-                                       gathered_batch, plan_pool, report_error, reset, spaces_of,
-                                       step, vector_specs)
+from pufferlib.vector.protocol import (CLOSED, CLOSED_WHILE_WAITING, PENDING, RESET, EnvRows,
+                                       allocate, begin, checked_actions, close_quietly, deliver,
+                                       envs_text, fail, gathered_batch, plan_pool, report_error,
+                                       reset, spaces_of, step, vector_specs)
 
 CLOSE_GRACE_S = 0.5           # close(): time for the actors to close their envs before ray.kill
 DEATH_WAIT_S = 2.0            # close(): time for Ray to confirm that the killed actors are dead
@@ -216,8 +216,7 @@ class Ray:
             results = self._results(chosen, [self._pending.pop(w)[1] for w in chosen], doing)
         except Exception:
             if self._state is CLOSED:    # close() from another thread killed the actors
-                raise ClosedError('recv(): the vector env was closed (close() from another thread) '
-                                  'while recv waited') from None
+                raise ClosedError(CLOSED_WHILE_WAITING) from None
             raise
         infos = []
         # One slice assignment per array and worker: into the worker's rows of the buffers (an
