@@ -165,7 +165,7 @@ def save_checkpoint(path, payload):
     its contents. A write that fails (a full disk) is a CheckpointError and leaves the file that
     was there."""
     path = Path(path)
-    payload = {k: v for k, v in payload.items() if k != 'sha256'}
+    payload = {k: v for k, v in payload.items() if k not in ('sha256', 'path')}  # path: load's
     payload['sha256'] = digest(payload)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
