@@ -412,7 +412,8 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             dashboard.close(None)
         raise
 
-    log = checkpoint.open_log(trainer.run_dir, saved and trainer.epoch) if writer else None
+    resumed_epoch = trainer.epoch if saved is not None else None   # later log lines are dropped
+    log = checkpoint.open_log(trainer.run_dir, resumed_epoch) if writer else None
     trainer.interrupted = False
     trainer.last_checkpoint = None
     restore_signals = (distributed.catch_stop_signals(trainer) if trainer.world_size > 1
