@@ -300,7 +300,9 @@ def test_prune_keeps_the_newest_and_the_best(tmp_path):
     for epoch in range(1, 8):
         (tmp_path / f'checkpoint_{epoch:06d}.pt').write_bytes(b'')
     (tmp_path / 'checkpoint_000003.pt.tmp77').write_bytes(b'')
+    (tmp_path / 'log.jsonl.tmp77').write_bytes(b'')
     checkpoint.prune(tmp_path, 2, {1: 0.5, 2: 3.0, 3: 0.1, 4: None, 5: 0.2, 6: 0.3})
+    assert not list(tmp_path.glob('*.tmp*'))
     assert names(tmp_path) == ['checkpoint_000002.pt', 'checkpoint_000006.pt',
                                'checkpoint_000007.pt']
     checkpoint.prune(tmp_path, 5, {})

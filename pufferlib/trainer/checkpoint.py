@@ -201,8 +201,9 @@ def device_of(folder):
 def prune(run_dir, keep, scores):
     """Delete the temporary files a killed run left in `run_dir` and every checkpoint but the
     newest `keep` and the best by `scores` ({epoch: score or None})."""
-    for tmp in Path(run_dir).glob('checkpoint_*.pt.tmp*'):
-        tmp.unlink(missing_ok=True)
+    for pattern in ('checkpoint_*.pt.tmp*', 'log.jsonl.tmp*'):
+        for tmp in Path(run_dir).glob(pattern):
+            tmp.unlink(missing_ok=True)
     found = checkpoints(run_dir)
     kept = {path for _, path in found[-keep:]}
     scored = [(scores[epoch], epoch, path) for epoch, path in found if scores.get(epoch) is not None]
