@@ -124,11 +124,13 @@ def cmd_train(name, args, overrides):
             trainer = ppo.train(name, config, vecenv, policy, resume=args.resume, dashboard=dashboard)
     finally:
         distributed.close_distributed()
+    stopped = 143 if trainer.interrupted == 'SIGTERM' else 130   # 128 + the signal's number
     if rank != 0:
-        return 130 if trainer.interrupted else 0
+        return stopped if trainer.interrupted else 0
     if trainer.interrupted:
-        print(f'interrupted: saved {trainer.last_checkpoint}', flush=True)
-        return 130
+        how = 'stopped by SIGTERM' if trainer.interrupted == 'SIGTERM' else 'interrupted'
+        print(f'{how}: saved {trainer.last_checkpoint}', flush=True)
+        return stopped
     print(f'done: {trainer.global_step} steps, checkpoint {trainer.last_checkpoint}', flush=True)
     return 0
 

@@ -12,6 +12,8 @@ every rank runs this same loop; DDP averages the gradients and only rank 0 write
 """
 import contextlib
 import math
+import signal
+import threading
 import time
 from collections import defaultdict
 
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from pufferlib.exceptions import APIUsageError
+from pufferlib.exceptions import APIUsageError, EnvDataError, EnvTimeoutError, EnvWorkerError
 from pufferlib.trainer import checkpoint, distributed
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
@@ -155,6 +157,7 @@ class Trainer:
         self.started = False
         self.stop_requested = False    # this rank got Ctrl-C (under torchrun) ...
         self.stop_agreed = False       # ... and the ranks have agreed to stop after this epoch
+        self.checkpoint_scores = {}    # epoch -> score of its checkpoint (checkpoint_keep keeps the best)
 
     @property
     def uptime(self):
@@ -364,20 +367,41 @@ def explained_variance(y_pred, y_true):
 
 # ---- the loop ------------------------------------------------------------------------------------
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, docker stop, SLURM): stops training as Ctrl-C does."""
+
+
+def stop_on_sigterm():
+    """Make SIGTERM raise Terminated (once: a second one does not cut the final checkpoint
+    short). Returns a function restoring the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoch=None):
     """The training loop: rollout, update, log, dashboard, checkpoints. `resume` is a checkpoint
     file or run folder whose model, optimizers, counters and RNG state are restored. Ctrl-C saves
-    a final checkpoint. `vecenv` stays open: whoever opened it closes it. `on_epoch(trainer,
+    a final checkpoint, and so does SIGTERM; an env worker that fails saves the last epoch's state,
+    then its error is raised. `vecenv` stays open: whoever opened it closes it. `on_epoch(trainer,
     record)` is called after every epoch; a true result ends training. Returns the Trainer.
     Under torchrun every rank calls this; rank 0 alone writes the run folder (log, config,
     checkpoints) and draws `dashboard` (pass None on the others). `config` is checked against
     the schema (config.validate) first."""
     try:
         cfg = validate(config)['train']
+        # read and checked (env name, contents) before anything is built
+        saved = checkpoint.load_checkpoint(resume, env_name) if resume is not None else None
         trainer = Trainer(cfg, vecenv, policy)
         writer = trainer.rank == 0
-        if resume is not None:
-            trainer.run_dir = checkpoint.resume(trainer, resume, env_name)
+        if saved is not None:
+            trainer.run_dir = checkpoint.resume(trainer, saved, env_name)
         elif writer:
             trainer.run_dir = checkpoint.new_run_dir(cfg['data_dir'], env_name, config)
         else:
@@ -388,10 +412,12 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             dashboard.close(None)
         raise
 
-    log = checkpoint.open_log(trainer.run_dir) if writer else None
+    resumed_epoch = trainer.epoch if saved is not None else None   # later log lines are dropped
+    log = checkpoint.open_log(trainer.run_dir, resumed_epoch) if writer else None
     trainer.interrupted = False
     trainer.last_checkpoint = None
-    restore_signals = distributed.catch_stop_signals(trainer) if trainer.world_size > 1 else None
+    restore_signals = (distributed.catch_stop_signals(trainer) if trainer.world_size > 1
+                       else stop_on_sigterm())
     try:
         while not trainer.done:
             trainer.rollout()
@@ -412,9 +438,19 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
                                                           trainer.world_size):
                 break
         trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config)
-    except KeyboardInterrupt:   # no collective here: the other ranks may be gone already
-        trainer.interrupted = True
+    except KeyboardInterrupt as e:   # no collective here: the other ranks may be gone already
+        trainer.interrupted = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
         trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config, gather=False)
+    except (EnvWorkerError, EnvTimeoutError, EnvDataError) as e:
+        # raised by the vector env in a rollout: the policy and optimizers are the last epoch's
+        if trainer.epoch > 0:
+            trainer.global_step = trainer.epoch_start_step
+            trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config,
+                                                              gather=False)
+            if trainer.last_checkpoint is not None:
+                e.add_note(f'puffer train: saved the state of epoch {trainer.epoch} to '
+                           f'{trainer.last_checkpoint}')
+        raise
     finally:
         if restore_signals is not None:
             restore_signals()
