@@ -118,6 +118,7 @@ class _Emulated(PufferEnv):
     """Shared parts of the Gymnasium and PettingZoo emulation."""
 
     def _setup(self, obs_space, act_space, buf, seed, report_interval, check_space):
+        obs_space = spaces.as_text(obs_space)  # MiniGrid's MissionSpace as a Text
         self.single_observation_space, self.obs_dtype = spaces.emulate_observation_space(obs_space)
         self.single_action_space, self._read_action = spaces.emulate_action_space(act_space)
         self.emulated = {'observation_space': obs_space, 'observation_dtype': self.obs_dtype,
@@ -142,7 +143,7 @@ class _Emulated(PufferEnv):
 
     def _writers(self, rows):
         space = self._native_obs_space
-        return [spaces.observation_writer(space, spaces.nativize(row, space)) for row in rows]
+        return [spaces.observation_writer(space, spaces.views(row, space)) for row in rows]
 
     def _seed_arg(self, seed):
         """The constructor's seed on the first reset; never an explicit seed=None."""

@@ -3,6 +3,7 @@
 Real envs nobody here wrote are driven side by side with a plain loop over the raw env (reset in the
 same step when an episode ends) and must agree step for step; structured layouts are checked by
 property-based round trips against a reference flattening written here."""
+import functools
 import subprocess
 import sys
 
@@ -264,17 +265,64 @@ def test_step_before_reset_and_bad_actions():
 
 
 def test_unsupported_spaces_are_named():
-    class TextEnv(gym.Env):
-        observation_space = spaces.Text(5)
+    class SequenceEnv(gym.Env):
+        observation_space = spaces.Sequence(spaces.Discrete(2))
         action_space = spaces.Discrete(2)
-    with pytest.raises(APIUsageError, match='Text.*not supported'):
-        E.GymnasiumPufferEnv(TextEnv())
+    with pytest.raises(APIUsageError, match='Sequence.*not supported'):
+        E.GymnasiumPufferEnv(SequenceEnv())
 
     class Mixed(gym.Env):
         observation_space = spaces.Box(0, 1, (2,), np.float32)
         action_space = spaces.Dict({'move': spaces.Discrete(3), 'force': spaces.Box(-1, 1, (1,))})
     with pytest.raises(APIUsageError, match='mixes discrete and continuous'):
         E.GymnasiumPufferEnv(Mixed())
+
+
+def test_text_is_fixed_length_character_codes_restored_to_the_string():
+    space = spaces.Dict({'mission': spaces.Text(6, min_length=0, charset='abc '),
+                          'n': spaces.Discrete(3, dtype=np.int32)})
+    box, _ = S.emulate_observation_space(space)
+    assert box.dtype == np.int32 and box.shape == (7,)
+    assert list(box.high) == [4] * 6 + [2] and list(box.low) == [0] * 7
+    row = S.flatten(space, {'mission': 'ca b', 'n': 2})
+    assert list(row) == [2, 0, 3, 1, 4, 4, 2]       # charset indices, padded with len(charset)
+    assert S.nativize(row, space) == {'mission': 'ca b', 'n': 2}
+    empty = S.flatten(space, {'mission': '', 'n': 0})
+    batch = S.nativize(np.stack([row, empty, row]), space)
+    assert list(batch['mission']) == ['ca b', '', 'ca b'] and list(batch['n']) == [2, 0, 2]
+    assert S.nativize(S.flatten(space['mission'], 'abcabc'), space['mission']) == 'abcabc'
+    with pytest.raises(APIUsageError, match=r"observation\['mission'\] is str 'abd'"):
+        S.flatten(space, {'mission': 'abd', 'n': 0})
+    with pytest.raises(APIUsageError, match='at most 6 characters'):
+        S.flatten(space, {'mission': 'abcabca', 'n': 0})
+
+
+def minigrid_env(name):
+    import minigrid  # noqa: F401  (registers the MiniGrid envs)
+    return gym.make(name)
+
+
+@pytest.mark.parametrize('name', ['MiniGrid-Fetch-5x5-N2-v0', 'BabyAI-GoToLocal-v0'])
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_minigrid_missions_through_emulation_and_vector(name, backend):
+    """MiniGrid's Dict observation with its MissionSpace (not a gymnasium Text) as shipped: the
+    image, direction and mission string restored by nativize are the raw envs' own, step for step."""
+    import pufferlib.vector
+    creator = functools.partial(E.GymnasiumPufferEnv, env_creator=minigrid_env, env_args=(name,))
+    raw = [minigrid_env(name) for _ in range(2)]
+    with pufferlib.vector.make(creator, backend=backend, num_envs=2, num_workers=2) as vec:
+        space = E.GymnasiumPufferEnv(minigrid_env(name)).emulated['observation_space']
+        obs, _ = vec.reset(seed=3)
+        want = [env.reset(seed=3 + k)[0] for k, env in enumerate(raw)]
+        for t in range(40):
+            native = S.nativize(obs, space)
+            for k in range(2):
+                assert native['mission'][k] == want[k]['mission']
+                assert np.array_equal(native['image'][k], want[k]['image'])
+                assert native['direction'][k] == want[k]['direction']
+            actions = np.array([t % 3, (t + 1) % 3])
+            obs = vec.step(actions)[0]
+            want = [env.step(int(a))[0] for env, a in zip(raw, actions)]
 
 
 def test_pettingzoo_env_into_gymnasium_is_named():
