@@ -10,8 +10,10 @@ import contextlib
 import inspect
 import math
 
+import gymnasium
 import numpy as np
 from gymnasium.spaces import Discrete, Space
+from gymnasium.utils.step_api_compatibility import convert_to_terminated_truncated_step_api
 from pettingzoo.utils.env import AECEnv
 
 from pufferlib import APIUsageError, PufferEnv, adopt_buffer, check_actions, moved_names, spaces
@@ -59,6 +61,67 @@ def _make(owner, env, env_creator, env_args, env_kwargs):
     if not (hasattr(env, 'reset') and hasattr(env, 'step')):
         raise APIUsageError(f'{owner}: {what} is not an env (it has no reset/step methods)')
     return env
+
+
+# How to turn an old-API Gym env (obs-only reset, 4-value step) into a Gymnasium one.
+OLD_API_HINT = ("convert it with shimmy: GymnasiumPufferEnv(..., old_api=True) does it, or "
+                "gymnasium.make('GymV21Environment-v0', env=env) (pip install 'shimmy[gym-v21]')")
+
+
+def _old_api_signature(env):
+    """True when `env.reset` cannot take a seed: the old Gym API (crafter as shipped)."""
+    if isinstance(env, gymnasium.Env):
+        return False
+    try:
+        params = inspect.signature(env.reset).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.name == 'seed' or p.kind == p.VAR_KEYWORD for p in params)
+
+
+class _OldApi(gymnasium.Env):
+    """An old-API env that already has Gymnasium spaces, as a Gymnasium env, with Gymnasium's own
+    step conversion (done with info['TimeLimit.truncated'] is a truncation): the fallback of
+    `old_api=True` when shimmy cannot run (it needs the old gym package for gym spaces)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self.metadata = getattr(env, 'metadata', None) or {'render_modes': []}
+        self.render_mode = getattr(env, 'render_mode', None)
+
+    @property
+    def unwrapped(self):
+        return self.env
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and hasattr(self.env, 'seed'):
+            self.env.seed(seed)
+        return self.env.reset(), {}
+
+    def step(self, action):
+        return convert_to_terminated_truncated_step_api(self.env.step(action))
+
+    def render(self):
+        return self.env.render()
+
+    def close(self):
+        if hasattr(self.env, 'close'):
+            self.env.close()
+
+
+def _convert_old_api(env):
+    """GymnasiumPufferEnv(old_api=True): shimmy's GymV21CompatibilityV0 (it converts gym spaces too),
+    or `_OldApi` when shimmy cannot run and the env's spaces are Gymnasium's already."""
+    try:
+        from shimmy import GymV21CompatibilityV0
+        return GymV21CompatibilityV0(env=env)
+    except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
+        if all(isinstance(getattr(env, n, None), Space) for n in ('observation_space', 'action_space')):
+            return _OldApi(env)
+        raise APIUsageError(f'GymnasiumPufferEnv(old_api=True): {type(env).__name__} has gym (not '
+                            f'Gymnasium) spaces, which shimmy converts, but shimmy cannot run: {e}. '
+                            "pip install 'shimmy[gym-v21]'") from None
 
 
 @contextlib.contextmanager
@@ -200,17 +263,27 @@ class GymnasiumPufferEnv(_Emulated):
     Bad observations: a wrong type, dtype or shape raises APIUsageError naming the env and the
     expected and actual value (checked every step in O(1)); values outside the space are checked in
     full for the first CHECK_STEPS observations, or always with `check_space=True`.
+
+    Old-API Gym envs (obs-only reset, 4-value step, such as crafter): `old_api=True` converts them
+    with shimmy's GymV21CompatibilityV0; without it, an env whose reset() takes no seed is refused
+    with an APIUsageError that says so.
     """
 
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
-                 report_interval=128, check_space=False):
+                 report_interval=128, check_space=False, old_api=False):
         self.env = _make('GymnasiumPufferEnv', env, env_creator, env_args, env_kwargs)
         with _closed_on_error(self.env):
+            if old_api:
+                self.env = _convert_old_api(self.env)
+            elif _old_api_signature(self.env):
+                raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} is an old-API Gym '
+                                    f'env (its reset() takes no seed): {OLD_API_HINT}')
             obs_space = getattr(self.env, 'observation_space', None)
             act_space = getattr(self.env, 'action_space', None)
             if not isinstance(obs_space, Space) or not isinstance(act_space, Space):
                 hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
-                        if callable(obs_space) else '')
+                        if callable(obs_space) else f' (for an old gym env, {OLD_API_HINT})'
+                        if obs_space is not None else '')
                 raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
                                     f'observation_space/action_space{hint}')
             self.name = _env_name(self.env)

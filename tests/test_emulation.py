@@ -297,6 +297,61 @@ def test_text_is_fixed_length_character_codes_restored_to_the_string():
         S.flatten(space, {'mission': 'abcabca', 'n': 0})
 
 
+class OldCountdown:
+    """An old-API Gym env (gym < 0.26, as crafter ships): seed(), obs-only reset, 4-value step whose
+    time limit shows as info['TimeLimit.truncated']. Counts down from 3 + seed % 3; action 1 ends
+    the episode (terminal), reaching 0 is a time-limit truncation."""
+    observation_space = spaces.Box(0, 10, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def seed(self, seed):
+        self.start = 3 + seed % 3
+
+    def reset(self):
+        self.left = getattr(self, 'start', 3)
+        return np.array([self.left], np.float32)
+
+    def step(self, action):
+        self.left -= 1
+        stop, timeout = action == 1, self.left == 0 and action != 1
+        info = {'TimeLimit.truncated': True} if timeout else {}
+        return np.array([self.left], np.float32), float(self.left), stop or timeout, info
+
+
+def test_old_api_env_is_refused_with_the_way_to_convert_it():
+    with pytest.raises(APIUsageError, match=r"OldCountdown is an old-API Gym env \(its reset\(\) takes "
+                                            r"no seed\): convert it with shimmy: .*old_api=True.*"
+                                            r"GymV21Environment-v0.*shimmy\[gym-v21\]"):
+        E.GymnasiumPufferEnv(OldCountdown())
+
+    class GymSpaces(OldCountdown):   # the old gym package's spaces, which are not Gymnasium's
+        observation_space = action_space = object()
+    class NewSignature(GymSpaces):
+        def reset(self, seed=None):
+            return super().reset()
+    with pytest.raises(APIUsageError, match=r"has no gymnasium observation_space.*old_api=True"):
+        E.GymnasiumPufferEnv(NewSignature())
+    with pytest.raises(APIUsageError, match=r"old_api=True.*gym \(not Gymnasium\) spaces.*"
+                                            r"shimmy\[gym-v21\]"):
+        E.GymnasiumPufferEnv(GymSpaces(), old_api=True)
+
+
+def test_old_api_env_converted_with_old_api_true():
+    """Seeded through seed(), done split into terminal and truncation, reset in the same step."""
+    env = E.GymnasiumPufferEnv(OldCountdown(), old_api=True, seed=2)
+    assert env.name == 'OldCountdown'
+    obs, _ = env.reset()
+    assert obs[0, 0] == 5
+    flags = []
+    for action in [0, 0, 0, 0, 0, 0, 1]:
+        obs, rew, term, trunc, _ = env.step(np.array([action]))
+        flags.append((obs[0, 0], rew[0], term[0], trunc[0]))
+    assert flags == [(4, 4, False, False), (3, 3, False, False), (2, 2, False, False),
+                     (1, 1, False, False), (5, 0, False, True), (4, 4, False, False),
+                     (5, 3, True, False)]
+    assert env.final_observations[0, 0] == 3
+
+
 def minigrid_env(name):
     import minigrid  # noqa: F401  (registers the MiniGrid envs)
     return gym.make(name)
