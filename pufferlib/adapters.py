@@ -36,6 +36,15 @@ def _merge(infos):
     return out
 
 
+def _metadata(env, **extra):
+    """render_modes and render_fps (Gymnasium warns without them when the env renders): the env's
+    own `render_fps` (the emulated envs take it from the env they wrap), else 60, the frame rate of
+    pufferlib's raylib window."""
+    mode = getattr(env, 'render_mode', None)
+    return {'render_modes': [mode] if mode else [],
+            'render_fps': getattr(env, 'render_fps', None) or 60, **extra}
+
+
 def _check_seed(seed, owner):
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise APIUsageError(f'{owner}: seed must be an int or None, got {seed!r} (sub-envs are '
@@ -61,7 +70,7 @@ class GymnasiumEnv(gymnasium.Env):
         self.observation_space = env.single_observation_space
         self.action_space = env.single_action_space
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else []}
+        self.metadata = _metadata(env)
         self._actions = np.zeros((1, *self.action_space.shape),
                                  action_dtype(self.action_space))
         self._started = None  # the first observation of an episode the PufferEnv already began
@@ -138,8 +147,7 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space,
                                                                self.num_envs)
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'autoreset_mode': autoreset_mode,
-                         'render_modes': [self.render_mode] if self.render_mode else []}
+        self.metadata = _metadata(env, autoreset_mode=autoreset_mode)
         self._ended = np.zeros(self.num_envs, bool)  # ended last step: NEXT_STEP reset step, or
         self._current = None                         # DISABLED must reset; _current: env's obs
         self._batch = None                           # what the last call returned (not SAME_STEP)
@@ -240,8 +248,7 @@ class PettingZooEnv(ParallelEnv):
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._obs_space, self._act_space = env.single_observation_space, env.single_action_space
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else [],
-                         'name': f'puffer_{type(env).__name__}'}
+        self.metadata = _metadata(env, name=f'puffer_{type(env).__name__}')
         space = self._act_space
         self._idle = np.zeros((n, *space.shape), action_dtype(space))
         self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, Box)

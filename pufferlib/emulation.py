@@ -203,6 +203,7 @@ class _Emulated(PufferEnv):
         self._log = _EpisodeLog()
         self.tick = 0
         self.render_mode = getattr(self.env, 'render_mode', None)
+        self.render_fps = (getattr(self.env, 'metadata', None) or {}).get('render_fps')
 
     def _writers(self, rows):
         space = self._native_obs_space

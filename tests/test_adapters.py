@@ -59,6 +59,25 @@ def test_gymnasium_env_passes_check_env(name):
     checked(check_env, A.GymnasiumEnv(GYM_SINGLE[name]()))
 
 
+def test_adapters_declare_render_fps():
+    """An env that renders gets metadata['render_fps'] (the wrapped env's own, else 60), so neither
+    check_env nor the passive checker warns 'No render fps was declared'."""
+    emulated = E.GymnasiumPufferEnv(gym.make('CartPole-v1', render_mode='rgb_array'))
+    env = A.GymnasiumEnv(emulated)
+    assert env.metadata == {'render_modes': ['rgb_array'], 'render_fps': 50}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        check_env(env)
+        gym.utils.passive_env_checker.env_render_passive_checker(env)
+    assert not [str(w.message) for w in caught if 'fps' in str(w.message)]
+    checked(check_env, env)
+    match = Match(num_envs=1)
+    match.render_mode = 'human'
+    assert A.GymnasiumEnv(match).metadata['render_fps'] == 60
+    assert A.GymnasiumVectorEnv(emulated).metadata['render_fps'] == 50
+    assert A.PettingZooEnv(emulated).metadata['render_fps'] == 50
+
+
 def test_gymnasium_env_reproduces_the_raw_env_across_episodes():
     """Terminal steps return the final observation; reset() continues the episode the emulated env
     already began, so the whole trajectory is the raw env's own."""
