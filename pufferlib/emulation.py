@@ -220,12 +220,13 @@ class _Emulated(PufferEnv):
         return APIUsageError(f'{type(self).__name__}({self.name}): {error} (returned by {where}); '
                              'pufferlib never casts observations silently')
 
-    def _check_contains(self, obs, where):
+    def _check_contains(self, obs, where, space=None):
         self._checks_left -= 1
-        if not self._native_obs_space.contains(obs):
+        space = space or self._native_obs_space
+        if not space.contains(obs):
             text = repr(obs)
             raise APIUsageError(f'{type(self).__name__}({self.name}): observation returned by '
-                                f'{where} is outside {self._native_obs_space}: {text[:200]}')
+                                f'{where} is outside {space}: {text[:200]}')
 
     def _report(self):
         self.tick += 1
@@ -366,7 +367,12 @@ class PettingZooPufferEnv(_Emulated):
     `aec_to_parallel`, or `turn_based_aec_to_parallel` when it is not parallelizable).
 
     `num_agents = len(possible_agents)`; row i is `possible_agents[i]`. All agents must share one
-    observation space and one action space. Actions are an array with one row per agent or a dict
+    observation space and one action space, unless `pad_spaces=True`: then each space is the
+    elementwise union of the agents' own (`pufferlib.spaces.pad_spaces`: Boxes padded with zeros to
+    the largest shape, Discretes to the largest n), `observation_masks` / `action_masks` (also in
+    `emulated`) tell which entries of each agent's row and which actions are real, each agent's
+    observation fills the leading corner of its row, and an action outside the agent's own
+    Discrete is an APIUsageError. Actions are an array with one row per agent or a dict
     {agent: action}; only agents alive in the wrapped env get theirs, and unknown names raise.
 
     Padding: an agent absent from a step's observations has a zero observation, reward 0,
@@ -381,7 +387,7 @@ class PettingZooPufferEnv(_Emulated):
     """
 
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
-                 report_interval=128, check_space=False):
+                 report_interval=128, check_space=False, pad_spaces=False):
         env = _make('PettingZooPufferEnv', env, env_creator, env_args, env_kwargs)
         with _closed_on_error(env):
             if isinstance(env, AECEnv):
@@ -398,19 +404,56 @@ class PettingZooPufferEnv(_Emulated):
             self.possible_agents = list(agents)
             self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
             first = self.possible_agents[0]
-            obs_space, act_space = env.observation_space(first), env.action_space(first)
-            for agent in self.possible_agents[1:]:
-                for kind, space, own in (('observation', obs_space, env.observation_space(agent)),
-                                         ('action', act_space, env.action_space(agent))):
-                    if own != space:
+            obs_spaces = [env.observation_space(a) for a in self.possible_agents]
+            act_spaces = [env.action_space(a) for a in self.possible_agents]
+            obs_space, act_space = obs_spaces[0], act_spaces[0]
+            if pad_spaces:
+                obs_space, obs_mask = spaces.pad_spaces(obs_spaces, 'observation')
+                act_space, act_mask = spaces.pad_spaces(act_spaces, 'action')
+            for agent, own_obs, own_act in zip(self.possible_agents[1:], obs_spaces[1:],
+                                               act_spaces[1:]):
+                for kind, space, own in (('observation', obs_spaces[0], own_obs),
+                                         ('action', act_spaces[0], own_act)):
+                    if own != space and not pad_spaces:
                         raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} has '
                                             f'{kind} space {own}, but {first!r} has {space}: all '
-                                            'agents must share one space')
+                                            'agents must share one space, or pass pad_spaces=True '
+                                            'to pad them to one')
             self.num_agents = len(self.possible_agents)
             self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
             self._write = self._writers(self.observations)
+            self._agent_obs_spaces = [obs_space] * self.num_agents
+            self._readers = [self._read_action] * self.num_agents
+            if pad_spaces:
+                self._pad(obs_spaces, act_spaces, obs_mask, act_mask)
             self._returns = np.zeros(self.num_agents, np.float64)
             self._seen = np.zeros(self.num_agents, bool)
+
+    def _pad(self, obs_spaces, act_spaces, obs_mask, act_mask):
+        """pad_spaces=True: each agent writes its own observation into its part of the row and reads
+        its own action from the padded action row."""
+        self.emulated['observation_mask'], self.emulated['action_mask'] = obs_mask, act_mask
+        self.observation_masks, self.action_masks = obs_mask, act_mask
+        self._agent_obs_spaces = obs_spaces
+        views = [spaces.views(row, self._native_obs_space) for row in self.observations]
+        self._write = [spaces.observation_writer(space, view[spaces.padded_region(space)])
+                       for space, view in zip(obs_spaces, views)]
+        self._readers = [self._padded_reader(agent, space) for agent, space in
+                         zip(self.possible_agents, act_spaces)]
+
+    def _padded_reader(self, agent, space):
+        read = self._read_action
+        if isinstance(space, Discrete):
+            def read_own(row):
+                action = read(row)
+                if action >= space.start + space.n:
+                    raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} took '
+                                        f'action {action}, outside its {space} (pad_spaces: '
+                                        'action_masks tells which actions are real)')
+                return action
+            return read_own
+        region = spaces.padded_region(space)
+        return lambda row: read(row)[region]
 
     def _agent_index(self, agent):
         try:
@@ -435,7 +478,7 @@ class PettingZooPufferEnv(_Emulated):
                 except APIUsageError as e:
                     raise self._bad_observation(f'agent {agent!r}: {e}', where) from None
                 if self._checks_left:
-                    self._check_contains(obs[agent], where)
+                    self._check_contains(obs[agent], where, self._agent_obs_spaces[i])
             else:
                 self.observations[i] = 0
         return present
@@ -463,11 +506,12 @@ class PettingZooPufferEnv(_Emulated):
                 action = np.asarray(action)
                 self.actions[i] = check_actions(action, self.actions[i])
                 given.add(agent)
-            return {a: self._read_action(self.actions[self._index[a]])
+            return {a: self._readers[self._index[a]](self.actions[self._index[a]])
                     for a in self.env.agents if a in given}
         if actions is not self.actions:
             np.copyto(self.actions, check_actions(actions, self.actions), casting='same_kind')
-        return {a: self._read_action(self.actions[self._index[a]]) for a in self.env.agents}
+        return {a: self._readers[self._index[a]](self.actions[self._index[a]])
+                for a in self.env.agents}
 
     def step(self, actions):
         if self._needs_reset:

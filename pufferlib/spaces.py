@@ -237,6 +237,35 @@ def as_text(space):
                 charset=''.join(sorted(set(''.join(missions)))))
 
 
+def pad_spaces(agent_spaces, what):
+    """(one space that holds each of `agent_spaces`, masks): Boxes of one dtype and rank padded with
+    zeros to the largest shape (bounds widened to include 0 where padded), Discretes of one start to
+    the largest n. masks[i] is True where agent i's own space is real: shape (agents, *shape) for a
+    Box, (agents, n) for a Discrete (the actions it may take). `what` names the spaces in errors."""
+    first = agent_spaces[0]
+    if all(isinstance(s, Discrete) for s in agent_spaces) and len(
+            {(int(s.start), np.dtype(s.dtype)) for s in agent_spaces}) == 1:
+        n = max(int(s.n) for s in agent_spaces)
+        masks = np.array([np.arange(n) < s.n for s in agent_spaces])
+        return Discrete(n, start=int(first.start), dtype=first.dtype), masks
+    if all(isinstance(s, Box) for s in agent_spaces) and len(
+            {(np.dtype(s.dtype), len(s.shape)) for s in agent_spaces}) == 1:
+        shape = tuple(int(d) for d in np.max([s.shape for s in agent_spaces], axis=0))
+        masks = np.zeros((len(agent_spaces), *shape), bool)
+        lows, highs = np.zeros((2, len(agent_spaces), *shape), first.dtype)
+        for i, s in enumerate(agent_spaces):
+            region = padded_region(s)
+            masks[i][region], lows[i][region], highs[i][region] = True, s.low, s.high
+        return Box(lows.min(0), highs.max(0), shape, first.dtype), masks
+    raise APIUsageError(f'pad_spaces pads Box {what} spaces of one dtype and rank, or Discrete ones '
+                        f'of one start; these are not: {agent_spaces}')
+
+
+def padded_region(space):
+    """The index of `space`'s own part in a padded row (a Box's leading corner)."""
+    return tuple(slice(0, d) for d in space.shape)
+
+
 def emulate_observation_space(space):
     """(flat Box, row dtype): the Box a PufferEnv observes and the structured dtype of one row (None
     when `space` is already a Box, which passes through unchanged)."""

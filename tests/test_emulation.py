@@ -784,8 +784,103 @@ def test_pettingzoo_agents_must_share_spaces():
 
         def action_space(self, agent):
             return spaces.Discrete(2)
-    with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share"):
+    with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share "
+                                            r"one space, or pass pad_spaces=True"):
         E.PettingZooPufferEnv(Uneven())
+
+
+class Unequal(pettingzoo.ParallelEnv):
+    """Agent 'big' observes a (2, 3) Box and has 4 actions, 'small' a (1, 2) Box and 2 actions.
+    Observations count steps (agent 'small' negated); the episode truncates after 3 steps."""
+    metadata = {'name': 'unequal'}
+    possible_agents = ['big', 'small']
+    spaces = {'big': (spaces.Box(-1, 9, (2, 3), np.float32), spaces.Discrete(4)),
+              'small': (spaces.Box(-9, 1, (1, 2), np.float32), spaces.Discrete(2))}
+
+    def observation_space(self, agent):
+        return self.spaces[agent][0]
+
+    def action_space(self, agent):
+        return self.spaces[agent][1]
+
+    def _obs(self):
+        return {'big': np.full((2, 3), self.t, np.float32), 'small': np.full((1, 2), -self.t, np.float32)}
+
+    def reset(self, seed=None, options=None):
+        self.t, self.agents, self.taken = 0, list(self.possible_agents), []
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        self.taken.append(dict(actions))
+        obs, done = self._obs(), self.t == 3
+        out = (obs, {a: float(np.sum(actions[a])) for a in self.agents}, {a: False for a in self.agents},
+               {a: done for a in self.agents}, {a: {} for a in self.agents})
+        if done:
+            self.agents = []
+        return out
+
+
+def test_pettingzoo_pad_spaces_pads_with_zeros_and_masks_actions():
+    raw = Unequal()
+    env = E.PettingZooPufferEnv(raw, pad_spaces=True)
+    assert env.single_observation_space == spaces.Box(     # the union of the two agents' bounds
+        np.array([[-9, -9, -1], [-1, -1, -1]], np.float32), np.full((2, 3), 9, np.float32))
+    assert env.single_action_space == spaces.Discrete(4)
+    assert env.observation_masks.tolist() == [[[True] * 3] * 2, [[True, True, False], [False] * 3]]
+    assert env.action_masks.tolist() == [[True] * 4, [True, True, False, False]]
+    assert env.emulated['action_mask'] is env.action_masks
+    obs, _ = env.reset()
+    assert obs.tolist() == [[[0] * 3] * 2, [[0] * 3] * 2]
+    obs, rew, term, trunc, _ = env.step(np.array([3, 1], np.int32))
+    assert obs.tolist() == [[[1] * 3] * 2, [[-1, -1, 0], [0, 0, 0]]] and rew.tolist() == [3, 1]
+    assert raw.taken[-1] == {'big': 3, 'small': 1}
+    with pytest.raises(APIUsageError, match=r"agent 'small' took action 2, outside its Discrete\(2\) "
+                                            r"\(pad_spaces: action_masks"):
+        env.step(np.array([0, 2], np.int32))
+
+    class BoxActions(Unequal):
+        spaces = {'big': (spaces.Box(0, 9, (3,), np.float32), spaces.Box(-1, 1, (3,), np.float32)),
+                  'small': (spaces.Box(0, 9, (2,), np.float32), spaces.Box(-2, 2, (1,), np.float32))}
+
+        def _obs(self):
+            return {'big': np.full(3, self.t, np.float32), 'small': np.full(2, self.t, np.float32)}
+    raw = BoxActions()
+    env = E.PettingZooPufferEnv(raw, pad_spaces=True)
+    assert env.single_action_space == spaces.Box(np.array([-2, -1, -1], np.float32),
+                                                 np.array([2, 1, 1], np.float32))
+    env.reset()
+    env.step(np.array([[0.5, 0.25, -1], [1.5, 0.75, 0.5]], np.float32))
+    assert raw.taken[-1]['big'].tolist() == [0.5, 0.25, -1] and raw.taken[-1]['small'].tolist() == [1.5]
+    with pytest.raises(APIUsageError, match='pad_spaces pads Box observation spaces of one dtype'):
+        class Ranks(BoxActions):
+            spaces = {'big': (spaces.Box(0, 1, (3,)), spaces.Discrete(2)),
+                      'small': (spaces.Box(0, 1, (1, 3)), spaces.Discrete(2))}
+        E.PettingZooPufferEnv(Ranks(), pad_spaces=True)
+
+
+def test_pettingzoo_pad_spaces_mpe2_simple_tag_matches_raw_env():
+    """simple_tag: adversaries observe 16 numbers, the good agent 14; padded to 16 with zeros, every
+    agent's row is its own observation, step for step across episode ends."""
+    from mpe2 import simple_tag_v3
+    env = E.PettingZooPufferEnv(simple_tag_v3.parallel_env(max_cycles=20), pad_spaces=True, seed=7)
+    raw = simple_tag_v3.parallel_env(max_cycles=20)
+    assert env.single_observation_space.shape == (16,)
+    assert env.observation_masks.sum(1).tolist() == [16, 16, 16, 14]
+    obs, _ = env.reset()
+    want, _ = raw.reset(seed=7)
+    rng = np.random.default_rng(0)
+    for t in range(50):
+        for i, agent in enumerate(env.possible_agents):
+            size = raw.observation_space(agent).shape[0]
+            assert np.array_equal(obs[i, :size], want[agent]) and not obs[i, size:].any()
+        actions = rng.integers(0, 5, env.num_agents).astype(np.int32)
+        obs, rew, _, trunc, _ = env.step(actions)
+        want, raw_rew, _, raw_trunc, _ = raw.step(dict(zip(env.possible_agents, actions.tolist())))
+        assert rew.tolist() == [np.float32(raw_rew[a]) for a in env.possible_agents]
+        if not raw.agents:
+            assert trunc.all()
+            want, _ = raw.reset()
 
 
 # ------------------------------------------------------------------------------------------------
