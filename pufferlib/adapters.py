@@ -36,6 +36,15 @@ def _merge(infos):
     return out
 
 
+def _metadata(env, **extra):
+    """render_modes and render_fps (Gymnasium warns without them when the env renders): the env's
+    own `render_fps` (the emulated envs take it from the env they wrap), else 60, the frame rate of
+    pufferlib's raylib window."""
+    mode = getattr(env, 'render_mode', None)
+    return {'render_modes': [mode] if mode else [],
+            'render_fps': getattr(env, 'render_fps', None) or 60, **extra}
+
+
 def _check_seed(seed, owner):
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise APIUsageError(f'{owner}: seed must be an int or None, got {seed!r} (sub-envs are '
@@ -61,7 +70,7 @@ class GymnasiumEnv(gymnasium.Env):
         self.observation_space = env.single_observation_space
         self.action_space = env.single_action_space
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else []}
+        self.metadata = _metadata(env)
         self._actions = np.zeros((1, *self.action_space.shape),
                                  action_dtype(self.action_space))
         self._started = None  # the first observation of an episode the PufferEnv already began
@@ -97,20 +106,39 @@ class GymnasiumEnv(gymnasium.Env):
 
 class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
     """A PufferEnv, or a pufferlib vector env, as a `gymnasium.vector.VectorEnv` with one sub-env per
-    agent.
+    agent, in any of Gymnasium's autoreset modes (`autoreset_mode`, declared in
+    `metadata['autoreset_mode']`; NEXT_STEP by default, as Gymnasium's own vector envs):
 
-    Autoreset mode is `AutoresetMode.SAME_STEP` (declared in `metadata['autoreset_mode']`): a
-    sub-env that ends is reset within the step, the returned observation is the next episode's
-    first, and, when the env records final observations (`final_observations`), `infos['final_obs']`
-    (an object array) with the mask `infos['_final_obs']` holds them. PufferEnv info dicts (aggregate
-    statistics, not per sub-env data) are returned as a list under `infos['puffer']` on steps that
-    report. With `copy=True` (default) the returned arrays are copies, as Gymnasium's vector envs
-    return; with `copy=False` they are the env's buffers, overwritten by the next step."""
+    * SAME_STEP: a sub-env that ends returns the next episode's first observation in the same step;
+      the ended episode's last observation is `infos['final_obs']` (an object array, mask
+      `infos['_final_obs']`) when the env records final observations (`final_observations`, as the
+      emulated envs do), with `infos['final_info']` / `_final_info`.
+    * NEXT_STEP: the step that ends returns the final observation; the next step is the reset step
+      of that sub-env: its action is ignored by SyncVectorEnv, reward 0, flags False. A PufferEnv
+      has already reset the sub-env and steps every sub-env together, so on the reset step the
+      sub-env takes the action it is given from the new episode's first observation, and the reset
+      step returns the observation after it (the first observation itself is never returned and
+      that one reward is not reported). Every transition returned is the env's own.
+    * DISABLED: the step that ends returns the final observation; `reset(options={'reset_mask':
+      mask})` (no seed) then returns the first observations the PufferEnv already began for those
+      sub-envs, exactly as SyncVectorEnv. Stepping before they are reset is an APIUsageError.
+
+    Without final observations (a native env), the "final observation" is the next episode's
+    first. Infos are in Gymnasium's vector format (arrays with `_key` masks, so DictInfoToList
+    works); PufferEnv info dicts (aggregate statistics, not per sub-env data) are a list under
+    `infos['puffer'][0]` (mask `_puffer`) on steps that report. With `copy=True` (default) the
+    returned arrays are copies, as Gymnasium's vector envs return; with `copy=False` they are
+    overwritten by the next step."""
     __enter__, __exit__ = PufferEnv.__enter__, PufferEnv.__exit__    # `with` closes it
 
-    def __init__(self, env, copy=True):
+    def __init__(self, env, copy=True, autoreset_mode=AutoresetMode.NEXT_STEP):
         _check_puffer(env, 'GymnasiumVectorEnv')
-        self.env, self.copy = env, copy
+        try:
+            autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            raise APIUsageError(f'GymnasiumVectorEnv: autoreset_mode is {autoreset_mode!r}, expected '
+                                f'one of {[m for m in AutoresetMode]}') from None
+        self.env, self.copy, self.autoreset_mode = env, copy, autoreset_mode
         self.num_envs = env.num_agents
         self.single_observation_space = env.single_observation_space
         self.single_action_space = env.single_action_space
@@ -119,31 +147,77 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space,
                                                                self.num_envs)
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'autoreset_mode': AutoresetMode.SAME_STEP,
-                         'render_modes': [self.render_mode] if self.render_mode else []}
+        self.metadata = _metadata(env, autoreset_mode=autoreset_mode)
+        self._ended = np.zeros(self.num_envs, bool)  # ended last step: NEXT_STEP reset step, or
+        self._current = None                         # DISABLED must reset; _current: env's obs
+        self._batch = None                           # what the last call returned (not SAME_STEP)
 
     def _out(self, arr):
         return arr.copy() if self.copy else arr
 
+    def _infos(self, infos):
+        return self._add_info({}, {'puffer': list(infos)}, 0) if infos else {}
+
     def reset(self, *, seed=None, options=None):
         _check_seed(seed, 'GymnasiumVectorEnv')
+        mask = (options or {}).get('reset_mask')
+        if mask is not None:
+            return self._reset_rows(mask, seed)
         self.env.async_reset(seed)
         obs, _, _, _, infos, _, _ = self.env.recv()
-        return self._out(obs), {'puffer': list(infos)} if infos else {}
+        self._ended[:] = False
+        self._current, self._batch = obs, obs.copy()
+        return self._out(obs), self._infos(infos)
+
+    def _reset_rows(self, mask, seed):
+        """reset(options={'reset_mask': mask}): the PufferEnv already began the next episode of
+        every sub-env that ended; return those first observations."""
+        if not (isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == (self.num_envs,)
+                and mask.any()):
+            raise APIUsageError(f"GymnasiumVectorEnv: options['reset_mask'] must be a bool array of "
+                                f'shape ({self.num_envs},) with a True value, got {mask!r}')
+        if seed is not None:
+            raise APIUsageError('GymnasiumVectorEnv: reset with a reset_mask takes no seed (the '
+                                'PufferEnv reset those sub-envs itself, unseeded, when they ended)')
+        if (mask & ~self._ended).any():
+            raise APIUsageError(f'GymnasiumVectorEnv: reset_mask selects sub-envs '
+                                f'{np.flatnonzero(mask & ~self._ended).tolist()} that have not ended; '
+                                'a PufferEnv resets a sub-env only when its episode ends')
+        self._batch[mask] = self._current[mask]
+        self._ended &= ~mask
+        return self._out(self._batch), {}
 
     def step(self, actions):
+        mode = AutoresetMode
+        if self.autoreset_mode == mode.DISABLED and self._ended.any():
+            raise APIUsageError(f'GymnasiumVectorEnv: sub-envs {np.flatnonzero(self._ended).tolist()} '
+                                "ended; with AutoresetMode.DISABLED reset them (reset(options="
+                                "{'reset_mask': mask})) before the next step()")
         self.env.send(actions)
         obs, rewards, terminals, truncations, infos, _, _ = self.env.recv()
-        info = {'puffer': list(infos)} if infos else {}
+        info = self._infos(infos)
         done = terminals | truncations
         final = getattr(self.env, 'final_observations', None)
-        if final is not None and done.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                final_obs[i] = final[i].copy()
-            info['final_obs'], info['_final_obs'] = final_obs, done
-        return (self._out(obs), self._out(rewards), self._out(terminals), self._out(truncations),
-                info)
+        if self.autoreset_mode == mode.SAME_STEP:
+            if done.any():
+                final_obs = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    final_obs[i] = (final if final is not None else obs)[i].copy()
+                info['final_obs'], info['_final_obs'] = final_obs, done
+                info['final_info'], info['_final_info'] = {}, done.copy()
+            return (self._out(obs), self._out(rewards), self._out(terminals),
+                    self._out(truncations), info)
+        rewards, terminals, truncations = rewards.copy(), terminals.copy(), truncations.copy()
+        restarted = self._ended    # NEXT_STEP: this is their reset step
+        rewards[restarted] = 0
+        terminals[restarted] = truncations[restarted] = False
+        ended = done & ~restarted
+        self._current = obs
+        self._batch[:] = obs
+        if final is not None:
+            self._batch[ended] = final[ended]
+        self._ended = ended
+        return self._out(self._batch), rewards, terminals, truncations, info
 
     def render(self):
         return self.env.render()
@@ -174,8 +248,7 @@ class PettingZooEnv(ParallelEnv):
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._obs_space, self._act_space = env.single_observation_space, env.single_action_space
         self.render_mode = getattr(env, 'render_mode', None)
-        self.metadata = {'render_modes': [self.render_mode] if self.render_mode else [],
-                         'name': f'puffer_{type(env).__name__}'}
+        self.metadata = _metadata(env, name=f'puffer_{type(env).__name__}')
         space = self._act_space
         self._idle = np.zeros((n, *space.shape), action_dtype(space))
         self._idle[:] = (np.clip(0, space.low, space.high) if isinstance(space, Box)

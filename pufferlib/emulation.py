@@ -10,8 +10,10 @@ import contextlib
 import inspect
 import math
 
+import gymnasium
 import numpy as np
 from gymnasium.spaces import Discrete, Space
+from gymnasium.utils.step_api_compatibility import convert_to_terminated_truncated_step_api
 from pettingzoo.utils.env import AECEnv
 
 from pufferlib import APIUsageError, PufferEnv, adopt_buffer, check_actions, moved_names, spaces
@@ -59,6 +61,67 @@ def _make(owner, env, env_creator, env_args, env_kwargs):
     if not (hasattr(env, 'reset') and hasattr(env, 'step')):
         raise APIUsageError(f'{owner}: {what} is not an env (it has no reset/step methods)')
     return env
+
+
+# How to turn an old-API Gym env (obs-only reset, 4-value step) into a Gymnasium one.
+OLD_API_HINT = ("convert it with shimmy: GymnasiumPufferEnv(..., old_api=True) does it, or "
+                "gymnasium.make('GymV21Environment-v0', env=env) (pip install 'shimmy[gym-v21]')")
+
+
+def _old_api_signature(env):
+    """True when `env.reset` cannot take a seed: the old Gym API (crafter as shipped)."""
+    if isinstance(env, gymnasium.Env):
+        return False
+    try:
+        params = inspect.signature(env.reset).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.name == 'seed' or p.kind == p.VAR_KEYWORD for p in params)
+
+
+class _OldApi(gymnasium.Env):
+    """An old-API env that already has Gymnasium spaces, as a Gymnasium env, with Gymnasium's own
+    step conversion (done with info['TimeLimit.truncated'] is a truncation): the fallback of
+    `old_api=True` when shimmy cannot run (it needs the old gym package for gym spaces)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self.metadata = getattr(env, 'metadata', None) or {'render_modes': []}
+        self.render_mode = getattr(env, 'render_mode', None)
+
+    @property
+    def unwrapped(self):
+        return self.env
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and hasattr(self.env, 'seed'):
+            self.env.seed(seed)
+        return self.env.reset(), {}
+
+    def step(self, action):
+        return convert_to_terminated_truncated_step_api(self.env.step(action))
+
+    def render(self):
+        return self.env.render()
+
+    def close(self):
+        if hasattr(self.env, 'close'):
+            self.env.close()
+
+
+def _convert_old_api(env):
+    """GymnasiumPufferEnv(old_api=True): shimmy's GymV21CompatibilityV0 (it converts gym spaces too),
+    or `_OldApi` when shimmy cannot run and the env's spaces are Gymnasium's already."""
+    try:
+        from shimmy import GymV21CompatibilityV0
+        return GymV21CompatibilityV0(env=env)
+    except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
+        if all(isinstance(getattr(env, n, None), Space) for n in ('observation_space', 'action_space')):
+            return _OldApi(env)
+        raise APIUsageError(f'GymnasiumPufferEnv(old_api=True): {type(env).__name__} has gym (not '
+                            f'Gymnasium) spaces, which shimmy converts, but shimmy cannot run: {e}. '
+                            "pip install 'shimmy[gym-v21]'") from None
 
 
 @contextlib.contextmanager
@@ -118,6 +181,7 @@ class _Emulated(PufferEnv):
     """Shared parts of the Gymnasium and PettingZoo emulation."""
 
     def _setup(self, obs_space, act_space, buf, seed, report_interval, check_space):
+        obs_space = spaces.as_text(obs_space)  # MiniGrid's MissionSpace as a Text
         self.single_observation_space, self.obs_dtype = spaces.emulate_observation_space(obs_space)
         self.single_action_space, self._read_action = spaces.emulate_action_space(act_space)
         self.emulated = {'observation_space': obs_space, 'observation_dtype': self.obs_dtype,
@@ -139,10 +203,11 @@ class _Emulated(PufferEnv):
         self._log = _EpisodeLog()
         self.tick = 0
         self.render_mode = getattr(self.env, 'render_mode', None)
+        self.render_fps = (getattr(self.env, 'metadata', None) or {}).get('render_fps')
 
     def _writers(self, rows):
         space = self._native_obs_space
-        return [spaces.observation_writer(space, spaces.nativize(row, space)) for row in rows]
+        return [spaces.observation_writer(space, spaces.views(row, space)) for row in rows]
 
     def _seed_arg(self, seed):
         """The constructor's seed on the first reset; never an explicit seed=None."""
@@ -177,12 +242,13 @@ class _Emulated(PufferEnv):
         return APIUsageError(f'{type(self).__name__}({self.name}): {error} (returned by {where}); '
                              'pufferlib never casts observations silently')
 
-    def _check_contains(self, obs, where):
+    def _check_contains(self, obs, where, space=None):
         self._checks_left -= 1
-        if not self._native_obs_space.contains(obs):
+        space = space or self._native_obs_space
+        if not space.contains(obs):
             text = repr(obs)
             raise APIUsageError(f'{type(self).__name__}({self.name}): observation returned by '
-                                f'{where} is outside {self._native_obs_space}: {text[:200]}')
+                                f'{where} is outside {space}: {text[:200]}')
 
     def _report(self):
         self.tick += 1
@@ -221,17 +287,27 @@ class GymnasiumPufferEnv(_Emulated):
     Bad observations: a wrong type, dtype or shape raises APIUsageError naming the env and the
     expected and actual value (checked every step in O(1)); values outside the space are checked in
     full for the first CHECK_STEPS observations, or always with `check_space=True`.
+
+    Old-API Gym envs (obs-only reset, 4-value step, such as crafter): `old_api=True` converts them
+    with shimmy's GymV21CompatibilityV0; without it, an env whose reset() takes no seed is refused
+    with an APIUsageError that says so.
     """
 
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
-                 report_interval=128, check_space=False):
+                 report_interval=128, check_space=False, old_api=False):
         self.env = _make('GymnasiumPufferEnv', env, env_creator, env_args, env_kwargs)
         with _closed_on_error(self.env):
+            if old_api:
+                self.env = _convert_old_api(self.env)
+            elif _old_api_signature(self.env):
+                raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} is an old-API Gym '
+                                    f'env (its reset() takes no seed): {OLD_API_HINT}')
             obs_space = getattr(self.env, 'observation_space', None)
             act_space = getattr(self.env, 'action_space', None)
             if not isinstance(obs_space, Space) or not isinstance(act_space, Space):
                 hint = (' (it looks like a PettingZoo env: use PettingZooPufferEnv)'
-                        if callable(obs_space) else '')
+                        if callable(obs_space) else f' (for an old gym env, {OLD_API_HINT})'
+                        if obs_space is not None else '')
                 raise APIUsageError(f'GymnasiumPufferEnv: {type(self.env).__name__} has no gymnasium '
                                     f'observation_space/action_space{hint}')
             self.name = _env_name(self.env)
@@ -320,7 +396,12 @@ class PettingZooPufferEnv(_Emulated):
     `aec_to_parallel`, or `turn_based_aec_to_parallel` when it is not parallelizable).
 
     `num_agents = len(possible_agents)`; row i is `possible_agents[i]`. All agents must share one
-    observation space and one action space. Actions are an array with one row per agent or a dict
+    observation space and one action space, unless `pad_spaces=True`: then each space is the
+    elementwise union of the agents' own (`pufferlib.spaces.pad_spaces`: Boxes padded with zeros to
+    the largest shape, Discretes to the largest n), `observation_masks` / `action_masks` (also in
+    `emulated`) tell which entries of each agent's row and which actions are real, each agent's
+    observation fills the leading corner of its row, and an action outside the agent's own
+    Discrete is an APIUsageError. Actions are an array with one row per agent or a dict
     {agent: action}; only agents alive in the wrapped env get theirs, and unknown names raise.
 
     Padding: an agent absent from a step's observations has a zero observation, reward 0,
@@ -335,7 +416,7 @@ class PettingZooPufferEnv(_Emulated):
     """
 
     def __init__(self, env=None, env_creator=None, env_args=(), env_kwargs=None, buf=None, seed=0,
-                 report_interval=128, check_space=False):
+                 report_interval=128, check_space=False, pad_spaces=False):
         env = _make('PettingZooPufferEnv', env, env_creator, env_args, env_kwargs)
         with _closed_on_error(env):
             if isinstance(env, AECEnv):
@@ -352,19 +433,56 @@ class PettingZooPufferEnv(_Emulated):
             self.possible_agents = list(agents)
             self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
             first = self.possible_agents[0]
-            obs_space, act_space = env.observation_space(first), env.action_space(first)
-            for agent in self.possible_agents[1:]:
-                for kind, space, own in (('observation', obs_space, env.observation_space(agent)),
-                                         ('action', act_space, env.action_space(agent))):
-                    if own != space:
+            obs_spaces = [env.observation_space(a) for a in self.possible_agents]
+            act_spaces = [env.action_space(a) for a in self.possible_agents]
+            obs_space, act_space = obs_spaces[0], act_spaces[0]
+            if pad_spaces:
+                obs_space, obs_mask = spaces.pad_spaces(obs_spaces, 'observation')
+                act_space, act_mask = spaces.pad_spaces(act_spaces, 'action')
+            for agent, own_obs, own_act in zip(self.possible_agents[1:], obs_spaces[1:],
+                                               act_spaces[1:]):
+                for kind, space, own in (('observation', obs_spaces[0], own_obs),
+                                         ('action', act_spaces[0], own_act)):
+                    if own != space and not pad_spaces:
                         raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} has '
                                             f'{kind} space {own}, but {first!r} has {space}: all '
-                                            'agents must share one space')
+                                            'agents must share one space, or pass pad_spaces=True '
+                                            'to pad them to one')
             self.num_agents = len(self.possible_agents)
             self._setup(obs_space, act_space, buf, seed, report_interval, check_space)
             self._write = self._writers(self.observations)
+            self._agent_obs_spaces = [obs_space] * self.num_agents
+            self._readers = [self._read_action] * self.num_agents
+            if pad_spaces:
+                self._pad(obs_spaces, act_spaces, obs_mask, act_mask)
             self._returns = np.zeros(self.num_agents, np.float64)
             self._seen = np.zeros(self.num_agents, bool)
+
+    def _pad(self, obs_spaces, act_spaces, obs_mask, act_mask):
+        """pad_spaces=True: each agent writes its own observation into its part of the row and reads
+        its own action from the padded action row."""
+        self.emulated['observation_mask'], self.emulated['action_mask'] = obs_mask, act_mask
+        self.observation_masks, self.action_masks = obs_mask, act_mask
+        self._agent_obs_spaces = obs_spaces
+        views = [spaces.views(row, self._native_obs_space) for row in self.observations]
+        self._write = [spaces.observation_writer(space, view[spaces.padded_region(space)])
+                       for space, view in zip(obs_spaces, views)]
+        self._readers = [self._padded_reader(agent, space) for agent, space in
+                         zip(self.possible_agents, act_spaces)]
+
+    def _padded_reader(self, agent, space):
+        read = self._read_action
+        if isinstance(space, Discrete):
+            def read_own(row):
+                action = read(row)
+                if action >= space.start + space.n:
+                    raise APIUsageError(f'PettingZooPufferEnv({self.name}): agent {agent!r} took '
+                                        f'action {action}, outside its {space} (pad_spaces: '
+                                        'action_masks tells which actions are real)')
+                return action
+            return read_own
+        region = spaces.padded_region(space)
+        return lambda row: read(row)[region]
 
     def _agent_index(self, agent):
         try:
@@ -389,7 +507,7 @@ class PettingZooPufferEnv(_Emulated):
                 except APIUsageError as e:
                     raise self._bad_observation(f'agent {agent!r}: {e}', where) from None
                 if self._checks_left:
-                    self._check_contains(obs[agent], where)
+                    self._check_contains(obs[agent], where, self._agent_obs_spaces[i])
             else:
                 self.observations[i] = 0
         if len(obs) != known:    # an agent that is not in possible_agents
@@ -424,12 +542,12 @@ class PettingZooPufferEnv(_Emulated):
                 given.add(agent)
             if not set(self.env.agents) <= self._index.keys():
                 raise self._unknown_live_agents()
-            return {a: self._read_action(self.actions[self._index[a]])
+            return {a: self._readers[self._index[a]](self.actions[self._index[a]])
                     for a in self.env.agents if a in given}
         if actions is not self.actions:
             np.copyto(self.actions, check_actions(actions, self.actions), casting='same_kind')
         try:
-            return {a: self._read_action(self.actions[self._index[a]]) for a in self.env.agents}
+            return {a: self._readers[self._index[a]](self.actions[self._index[a]]) for a in self.env.agents}
         except KeyError:
             raise self._unknown_live_agents() from None
 

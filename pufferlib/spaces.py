@@ -12,14 +12,18 @@ sample into a row in place. `emulate_action_space` gives the flat action space a
 rebuilds a structured action from one row of the action buffer.
 
 Flat layout: each leaf keeps its space's dtype (Box/MultiDiscrete/MultiBinary their `dtype`, Discrete
-its integer `dtype`), laid out in space order (Dict in key order) as an aligned structured dtype. When
+its integer `dtype`; a Text is `max_length` int32 character codes, each the character's index in its
+charset, padded with len(charset) as `gymnasium.spaces.flatten` does), laid out in space order (Dict in key order) as an aligned structured dtype. When
 every leaf has the same dtype the row is a Box of that dtype with the leaves' own bounds; otherwise
 it is the row's raw bytes, a uint8 Box.
 """
 import functools
+import itertools
+import math
+import string
 
 import numpy as np
-from gymnasium.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple
+from gymnasium.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Text, Tuple
 
 from pufferlib.exceptions import APIUsageError
 
@@ -151,7 +155,7 @@ def adopt_buffer(buf, name, shape, dtype, owner):
 def struct_dtype(space):
     """The NumPy (structured) dtype that holds one sample of `space`."""
     raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation: use Box, Discrete, '
-                        'MultiDiscrete, MultiBinary, or Tuple/Dict of those')
+                        'MultiDiscrete, MultiBinary, Text, or Tuple/Dict of those')
 
 
 @struct_dtype.register(Box)
@@ -164,6 +168,11 @@ def _(space):
 @struct_dtype.register(Discrete)
 def _(space):
     return np.dtype(space.dtype)
+
+
+@struct_dtype.register(Text)
+def _(space):
+    return np.dtype((np.int32, (space.max_length,)))
 
 
 @struct_dtype.register(Tuple)
@@ -211,10 +220,76 @@ def _(space):
     return space.start.ravel(), (space.start + space.nvec - 1).ravel()
 
 
+@_bounds.register(Text)
+def _(space):
+    return np.zeros(space.max_length, np.int32), np.full(space.max_length, len(space.character_set))
+
+
+def _leaf_dtype(leaf):
+    return struct_dtype(leaf).base
+
+
 @_bounds.register(MultiBinary)
 def _(space):
     size = int(np.prod(space.shape))
     return np.zeros(size, space.dtype), np.ones(size, space.dtype)
+
+
+# Strings a MissionSpace-like space (MiniGrid's mission: a Space of str that is not a Text) can hold
+# when its missions cannot be listed (BabyAI's free-form missions).
+ANY_TEXT = Text(max_length=256, min_length=0, charset=string.printable)
+
+
+def as_text(space):
+    """`space` with every string space that is not a `Text` (MiniGrid's `MissionSpace`, which
+    samples from `mission_func` over `ordered_placeholders`) replaced by a Text: the exact charset
+    and longest length of the missions it lists, or ANY_TEXT when it lists none (BabyAI). Other
+    spaces are returned as they are."""
+    if isinstance(space, (Dict, Tuple)):
+        children = _children(space)
+        texts = [as_text(s) for s in children]
+        if all(t is s for t, s in zip(texts, children)):
+            return space
+        if isinstance(space, Dict):
+            return Dict(list(zip(space.spaces, texts)))
+        return Tuple(texts)
+    if not hasattr(space, 'mission_func'):
+        return space
+    places = space.ordered_placeholders or []
+    if type(space).__name__ != 'MissionSpace' or math.prod(len(p) for p in places) > 100_000:
+        return ANY_TEXT
+    missions = [space.mission_func(*combo) for combo in itertools.product(*places)]
+    return Text(max_length=max(map(len, missions)), min_length=min(map(len, missions)),
+                charset=''.join(sorted(set(''.join(missions)))))
+
+
+def pad_spaces(agent_spaces, what):
+    """(one space that holds each of `agent_spaces`, masks): Boxes of one dtype and rank padded with
+    zeros to the largest shape (bounds widened to include 0 where padded), Discretes of one start to
+    the largest n. masks[i] is True where agent i's own space is real: shape (agents, *shape) for a
+    Box, (agents, n) for a Discrete (the actions it may take). `what` names the spaces in errors."""
+    first = agent_spaces[0]
+    if all(isinstance(s, Discrete) for s in agent_spaces) and len(
+            {(int(s.start), np.dtype(s.dtype)) for s in agent_spaces}) == 1:
+        n = max(int(s.n) for s in agent_spaces)
+        masks = np.array([np.arange(n) < s.n for s in agent_spaces])
+        return Discrete(n, start=int(first.start), dtype=first.dtype), masks
+    if all(isinstance(s, Box) for s in agent_spaces) and len(
+            {(np.dtype(s.dtype), len(s.shape)) for s in agent_spaces}) == 1:
+        shape = tuple(int(d) for d in np.max([s.shape for s in agent_spaces], axis=0))
+        masks = np.zeros((len(agent_spaces), *shape), bool)
+        lows, highs = np.zeros((2, len(agent_spaces), *shape), first.dtype)
+        for i, s in enumerate(agent_spaces):
+            region = padded_region(s)
+            masks[i][region], lows[i][region], highs[i][region] = True, s.low, s.high
+        return Box(lows.min(0), highs.max(0), shape, first.dtype), masks
+    raise APIUsageError(f'pad_spaces pads Box {what} spaces of one dtype and rank, or Discrete ones '
+                        f'of one start; these are not: {agent_spaces}')
+
+
+def padded_region(space):
+    """The index of `space`'s own part in a padded row (a Box's leading corner)."""
+    return tuple(slice(0, d) for d in space.shape)
 
 
 def emulate_observation_space(space):
@@ -224,7 +299,7 @@ def emulate_observation_space(space):
         return space, None
     row = _row_dtype(space)
     leaves = _leaves(space)
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
+    dtypes = {_leaf_dtype(leaf) for leaf in leaves}
     if len(dtypes) > 1:
         return Box(0, 255, (row.itemsize,), np.uint8), row
     dtype = dtypes.pop()
@@ -239,11 +314,48 @@ def nativize(flat, space):
 
     `flat` is one row `(n,)` or a batch `(..., n)` of the emulated observation dtype (last axis
     contiguous). Returns the nested dict/tuple whose leaves are views of `flat` shaped
-    `(..., *leaf_shape)` with the leaf's dtype. A Box space returns `flat` itself."""
+    `(..., *leaf_shape)` with the leaf's dtype, except Text leaves, decoded to the string (one row)
+    or an object array of strings (a batch). A Box space returns `flat` itself."""
+    native = views(flat, space)
+    if any(isinstance(leaf, Text) for leaf in _leaves(space)):
+        return _decode(space, native)
+    return native
+
+
+def views(flat, space):
+    """`nativize` without decoding Text: every leaf a view of `flat` (Text as its character codes),
+    for writing into a row in place."""
     if isinstance(space, Box):
         return flat
     rows = flat.view(_row_dtype(space))[..., 0]['x']
     return _unflatten(space, rows)
+
+
+@functools.singledispatch
+def _decode(space, leaf):
+    return leaf
+
+
+@_decode.register(Tuple)
+def _(space, native):
+    return tuple(_decode(s, x) for s, x in zip(space.spaces, native))
+
+
+@_decode.register(Dict)
+def _(space, native):
+    return {k: _decode(s, native[k]) for k, s in space.spaces.items()}
+
+
+@_decode.register(Text)
+def _(space, codes):
+    chars = space.character_list
+    decode = lambda row: ''.join(chars[c] for c in row if c < len(chars))
+    if codes.ndim == 1:
+        return decode(codes)
+    strings = np.empty(codes.shape[:-1], object)
+    for index in np.ndindex(strings.shape):
+        strings[index] = decode(codes[index])
+    return strings
 
 
 @functools.singledispatch
@@ -266,7 +378,7 @@ def flatten(space, sample):
     write through writers built once instead)."""
     box, _ = emulate_observation_space(space)
     row = np.zeros(box.shape, box.dtype)
-    observation_writer(space, nativize(row, space))(sample)
+    observation_writer(space, views(row, space))(sample)
     return row
 
 
@@ -288,7 +400,7 @@ def _mismatch(path, got, expected):
 @functools.singledispatch
 def observation_writer(space, view, path=''):
     """A function that writes one sample of `space` into `view` (the row itself for a Box, else
-    `nativize` of the row) after checking its type, shape and dtype."""
+    `views` of the row) after checking its type, shape and dtype."""
     raise APIUsageError(f'{space!r} is not supported by pufferlib.emulation')
 
 
@@ -322,6 +434,23 @@ def _(space, view, path=''):
             view[...] = x
         except OverflowError:
             raise _mismatch(path, x, expected) from None
+    return write
+
+
+@observation_writer.register(Text)
+def _(space, view, path=''):
+    index, pad, longest = space.character_index, len(space.character_set), space.max_length
+    expected = f'a str of at most {longest} characters of its charset ({space})'
+
+    def write(x):
+        try:
+            codes = [index(c) for c in x] if isinstance(x, str) and len(x) <= longest else None
+        except KeyError:
+            codes = None
+        if codes is None:
+            raise _mismatch(path, x, expected)
+        view[:len(codes)] = codes
+        view[len(codes):] = pad
     return write
 
 

@@ -3,6 +3,7 @@
 Real envs nobody here wrote are driven side by side with a plain loop over the raw env (reset in the
 same step when an episode ends) and must agree step for step; structured layouts are checked by
 property-based round trips against a reference flattening written here."""
+import functools
 import subprocess
 import sys
 
@@ -264,17 +265,119 @@ def test_step_before_reset_and_bad_actions():
 
 
 def test_unsupported_spaces_are_named():
-    class TextEnv(gym.Env):
-        observation_space = spaces.Text(5)
+    class SequenceEnv(gym.Env):
+        observation_space = spaces.Sequence(spaces.Discrete(2))
         action_space = spaces.Discrete(2)
-    with pytest.raises(APIUsageError, match='Text.*not supported'):
-        E.GymnasiumPufferEnv(TextEnv())
+    with pytest.raises(APIUsageError, match='Sequence.*not supported'):
+        E.GymnasiumPufferEnv(SequenceEnv())
 
     class Mixed(gym.Env):
         observation_space = spaces.Box(0, 1, (2,), np.float32)
         action_space = spaces.Dict({'move': spaces.Discrete(3), 'force': spaces.Box(-1, 1, (1,))})
     with pytest.raises(APIUsageError, match='mixes discrete and continuous'):
         E.GymnasiumPufferEnv(Mixed())
+
+
+def test_text_is_fixed_length_character_codes_restored_to_the_string():
+    space = spaces.Dict({'mission': spaces.Text(6, min_length=0, charset='abc '),
+                          'n': spaces.Discrete(3, dtype=np.int32)})
+    box, _ = S.emulate_observation_space(space)
+    assert box.dtype == np.int32 and box.shape == (7,)
+    assert list(box.high) == [4] * 6 + [2] and list(box.low) == [0] * 7
+    row = S.flatten(space, {'mission': 'ca b', 'n': 2})
+    assert list(row) == [2, 0, 3, 1, 4, 4, 2]       # charset indices, padded with len(charset)
+    assert S.nativize(row, space) == {'mission': 'ca b', 'n': 2}
+    empty = S.flatten(space, {'mission': '', 'n': 0})
+    batch = S.nativize(np.stack([row, empty, row]), space)
+    assert list(batch['mission']) == ['ca b', '', 'ca b'] and list(batch['n']) == [2, 0, 2]
+    assert S.nativize(S.flatten(space['mission'], 'abcabc'), space['mission']) == 'abcabc'
+    with pytest.raises(APIUsageError, match=r"observation\['mission'\] is str 'abd'"):
+        S.flatten(space, {'mission': 'abd', 'n': 0})
+    with pytest.raises(APIUsageError, match='at most 6 characters'):
+        S.flatten(space, {'mission': 'abcabca', 'n': 0})
+
+
+class OldCountdown:
+    """An old-API Gym env (gym < 0.26, as crafter ships): seed(), obs-only reset, 4-value step whose
+    time limit shows as info['TimeLimit.truncated']. Counts down from 3 + seed % 3; action 1 ends
+    the episode (terminal), reaching 0 is a time-limit truncation."""
+    observation_space = spaces.Box(0, 10, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def seed(self, seed):
+        self.start = 3 + seed % 3
+
+    def reset(self):
+        self.left = getattr(self, 'start', 3)
+        return np.array([self.left], np.float32)
+
+    def step(self, action):
+        self.left -= 1
+        stop, timeout = action == 1, self.left == 0 and action != 1
+        info = {'TimeLimit.truncated': True} if timeout else {}
+        return np.array([self.left], np.float32), float(self.left), stop or timeout, info
+
+
+def test_old_api_env_is_refused_with_the_way_to_convert_it():
+    with pytest.raises(APIUsageError, match=r"OldCountdown is an old-API Gym env \(its reset\(\) takes "
+                                            r"no seed\): convert it with shimmy: .*old_api=True.*"
+                                            r"GymV21Environment-v0.*shimmy\[gym-v21\]"):
+        E.GymnasiumPufferEnv(OldCountdown())
+
+    class GymSpaces(OldCountdown):   # the old gym package's spaces, which are not Gymnasium's
+        observation_space = action_space = object()
+    class NewSignature(GymSpaces):
+        def reset(self, seed=None):
+            return super().reset()
+    with pytest.raises(APIUsageError, match=r"has no gymnasium observation_space.*old_api=True"):
+        E.GymnasiumPufferEnv(NewSignature())
+    with pytest.raises(APIUsageError, match=r"old_api=True.*gym \(not Gymnasium\) spaces.*"
+                                            r"shimmy\[gym-v21\]"):
+        E.GymnasiumPufferEnv(GymSpaces(), old_api=True)
+
+
+def test_old_api_env_converted_with_old_api_true():
+    """Seeded through seed(), done split into terminal and truncation, reset in the same step."""
+    env = E.GymnasiumPufferEnv(OldCountdown(), old_api=True, seed=2)
+    assert env.name == 'OldCountdown'
+    obs, _ = env.reset()
+    assert obs[0, 0] == 5
+    flags = []
+    for action in [0, 0, 0, 0, 0, 0, 1]:
+        obs, rew, term, trunc, _ = env.step(np.array([action]))
+        flags.append((obs[0, 0], rew[0], term[0], trunc[0]))
+    assert flags == [(4, 4, False, False), (3, 3, False, False), (2, 2, False, False),
+                     (1, 1, False, False), (5, 0, False, True), (4, 4, False, False),
+                     (5, 3, True, False)]
+    assert env.final_observations[0, 0] == 3
+
+
+def minigrid_env(name):
+    import minigrid  # noqa: F401  (registers the MiniGrid envs)
+    return gym.make(name)
+
+
+@pytest.mark.parametrize('name', ['MiniGrid-Fetch-5x5-N2-v0', 'BabyAI-GoToLocal-v0'])
+@pytest.mark.parametrize('backend', ['Serial', 'Multiprocessing'])
+def test_minigrid_missions_through_emulation_and_vector(name, backend):
+    """MiniGrid's Dict observation with its MissionSpace (not a gymnasium Text) as shipped: the
+    image, direction and mission string restored by nativize are the raw envs' own, step for step."""
+    import pufferlib.vector
+    creator = functools.partial(E.GymnasiumPufferEnv, env_creator=minigrid_env, env_args=(name,))
+    raw = [minigrid_env(name) for _ in range(2)]
+    with pufferlib.vector.make(creator, backend=backend, num_envs=2, num_workers=2) as vec:
+        space = E.GymnasiumPufferEnv(minigrid_env(name)).emulated['observation_space']
+        obs, _ = vec.reset(seed=3)
+        want = [env.reset(seed=3 + k)[0] for k, env in enumerate(raw)]
+        for t in range(40):
+            native = S.nativize(obs, space)
+            for k in range(2):
+                assert native['mission'][k] == want[k]['mission']
+                assert np.array_equal(native['image'][k], want[k]['image'])
+                assert native['direction'][k] == want[k]['direction']
+            actions = np.array([t % 3, (t + 1) % 3])
+            obs = vec.step(actions)[0]
+            want = [env.step(int(a))[0] for env, a in zip(raw, actions)]
 
 
 def test_pettingzoo_env_into_gymnasium_is_named():
@@ -681,8 +784,103 @@ def test_pettingzoo_agents_must_share_spaces():
 
         def action_space(self, agent):
             return spaces.Discrete(2)
-    with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share"):
+    with pytest.raises(APIUsageError, match=r"agent 'b' has observation space Box.*\(3,\).*share "
+                                            r"one space, or pass pad_spaces=True"):
         E.PettingZooPufferEnv(Uneven())
+
+
+class Unequal(pettingzoo.ParallelEnv):
+    """Agent 'big' observes a (2, 3) Box and has 4 actions, 'small' a (1, 2) Box and 2 actions.
+    Observations count steps (agent 'small' negated); the episode truncates after 3 steps."""
+    metadata = {'name': 'unequal'}
+    possible_agents = ['big', 'small']
+    spaces = {'big': (spaces.Box(-1, 9, (2, 3), np.float32), spaces.Discrete(4)),
+              'small': (spaces.Box(-9, 1, (1, 2), np.float32), spaces.Discrete(2))}
+
+    def observation_space(self, agent):
+        return self.spaces[agent][0]
+
+    def action_space(self, agent):
+        return self.spaces[agent][1]
+
+    def _obs(self):
+        return {'big': np.full((2, 3), self.t, np.float32), 'small': np.full((1, 2), -self.t, np.float32)}
+
+    def reset(self, seed=None, options=None):
+        self.t, self.agents, self.taken = 0, list(self.possible_agents), []
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        self.taken.append(dict(actions))
+        obs, done = self._obs(), self.t == 3
+        out = (obs, {a: float(np.sum(actions[a])) for a in self.agents}, {a: False for a in self.agents},
+               {a: done for a in self.agents}, {a: {} for a in self.agents})
+        if done:
+            self.agents = []
+        return out
+
+
+def test_pettingzoo_pad_spaces_pads_with_zeros_and_masks_actions():
+    raw = Unequal()
+    env = E.PettingZooPufferEnv(raw, pad_spaces=True)
+    assert env.single_observation_space == spaces.Box(     # the union of the two agents' bounds
+        np.array([[-9, -9, -1], [-1, -1, -1]], np.float32), np.full((2, 3), 9, np.float32))
+    assert env.single_action_space == spaces.Discrete(4)
+    assert env.observation_masks.tolist() == [[[True] * 3] * 2, [[True, True, False], [False] * 3]]
+    assert env.action_masks.tolist() == [[True] * 4, [True, True, False, False]]
+    assert env.emulated['action_mask'] is env.action_masks
+    obs, _ = env.reset()
+    assert obs.tolist() == [[[0] * 3] * 2, [[0] * 3] * 2]
+    obs, rew, term, trunc, _ = env.step(np.array([3, 1], np.int32))
+    assert obs.tolist() == [[[1] * 3] * 2, [[-1, -1, 0], [0, 0, 0]]] and rew.tolist() == [3, 1]
+    assert raw.taken[-1] == {'big': 3, 'small': 1}
+    with pytest.raises(APIUsageError, match=r"agent 'small' took action 2, outside its Discrete\(2\) "
+                                            r"\(pad_spaces: action_masks"):
+        env.step(np.array([0, 2], np.int32))
+
+    class BoxActions(Unequal):
+        spaces = {'big': (spaces.Box(0, 9, (3,), np.float32), spaces.Box(-1, 1, (3,), np.float32)),
+                  'small': (spaces.Box(0, 9, (2,), np.float32), spaces.Box(-2, 2, (1,), np.float32))}
+
+        def _obs(self):
+            return {'big': np.full(3, self.t, np.float32), 'small': np.full(2, self.t, np.float32)}
+    raw = BoxActions()
+    env = E.PettingZooPufferEnv(raw, pad_spaces=True)
+    assert env.single_action_space == spaces.Box(np.array([-2, -1, -1], np.float32),
+                                                 np.array([2, 1, 1], np.float32))
+    env.reset()
+    env.step(np.array([[0.5, 0.25, -1], [1.5, 0.75, 0.5]], np.float32))
+    assert raw.taken[-1]['big'].tolist() == [0.5, 0.25, -1] and raw.taken[-1]['small'].tolist() == [1.5]
+    with pytest.raises(APIUsageError, match='pad_spaces pads Box observation spaces of one dtype'):
+        class Ranks(BoxActions):
+            spaces = {'big': (spaces.Box(0, 1, (3,)), spaces.Discrete(2)),
+                      'small': (spaces.Box(0, 1, (1, 3)), spaces.Discrete(2))}
+        E.PettingZooPufferEnv(Ranks(), pad_spaces=True)
+
+
+def test_pettingzoo_pad_spaces_mpe2_simple_tag_matches_raw_env():
+    """simple_tag: adversaries observe 16 numbers, the good agent 14; padded to 16 with zeros, every
+    agent's row is its own observation, step for step across episode ends."""
+    from mpe2 import simple_tag_v3
+    env = E.PettingZooPufferEnv(simple_tag_v3.parallel_env(max_cycles=20), pad_spaces=True, seed=7)
+    raw = simple_tag_v3.parallel_env(max_cycles=20)
+    assert env.single_observation_space.shape == (16,)
+    assert env.observation_masks.sum(1).tolist() == [16, 16, 16, 14]
+    obs, _ = env.reset()
+    want, _ = raw.reset(seed=7)
+    rng = np.random.default_rng(0)
+    for t in range(50):
+        for i, agent in enumerate(env.possible_agents):
+            size = raw.observation_space(agent).shape[0]
+            assert np.array_equal(obs[i, :size], want[agent]) and not obs[i, size:].any()
+        actions = rng.integers(0, 5, env.num_agents).astype(np.int32)
+        obs, rew, _, trunc, _ = env.step(actions)
+        want, raw_rew, _, raw_trunc, _ = raw.step(dict(zip(env.possible_agents, actions.tolist())))
+        assert rew.tolist() == [np.float32(raw_rew[a]) for a in env.possible_agents]
+        if not raw.agents:
+            assert trunc.all()
+            want, _ = raw.reset()
 
 
 # ------------------------------------------------------------------------------------------------
