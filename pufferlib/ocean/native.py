@@ -3,6 +3,9 @@ sub-envs in one C loop and keeps per-sub-env episode logs."""
 import numpy as np
 
 from pufferlib import BUFFER_NAMES, PufferEnv, check_actions
+from pufferlib.exceptions import APIUsageError
+
+RENDER_MODES = (None, 'human', 'rgb_array')
 
 
 class NativeEnv(PufferEnv):
@@ -13,6 +16,7 @@ class NativeEnv(PufferEnv):
     report)."""
 
     report_interval = 128
+    render_mode, window = None, None
 
     def buffers(self):
         """This env's arrays by name, as a binding takes them (it ignores `masks`)."""
@@ -38,5 +42,23 @@ class NativeEnv(PufferEnv):
                 infos.append(log)
         return self.observations, self.rewards, self.terminals, self.truncations, infos
 
+    def open_window(self, width, height, title, fps=60):
+        """The window render() draws into, opened on the first call: visible for render_mode
+        'human', off-screen for 'rgb_array'; None when render_mode is None."""
+        if self.render_mode not in RENDER_MODES:
+            raise APIUsageError(f'{type(self).__name__}: render_mode is {self.render_mode!r}; use one '
+                                "of None, 'human', 'rgb_array'")
+        if self.render_mode is not None and self.window is None:
+            from pufferlib.ocean.render import Window
+            self.window = Window(width, height, title, fps, hidden=self.render_mode == 'rgb_array')
+        return self.window
+
+    def rendered(self):
+        """What render() returns: the frame drawn ((height, width, 3) uint8) for 'rgb_array'."""
+        return self.window.screenshot() if self.render_mode == 'rgb_array' else None
+
     def close(self):
+        if self.window is not None:
+            self.window.close()
+            self.window = None
         self.c.close()
