@@ -75,6 +75,7 @@ SCHEMA = {
         'prio_beta0': (float, UNIT),
         'reward_clamp': (float, POSITIVE, None),
         'checkpoint_interval': (int, COUNT),
+        'video_interval': (int, NON_NEGATIVE),
         'data_dir': (str,),
         'dist_timeout': (float, POSITIVE),
         'wandb': (bool,),
