@@ -141,19 +141,23 @@ def renders(name):
     return kind in ('gymnasium', 'pettingzoo') or 'render_mode' in creator_params(creator)
 
 
+def per_episode_reports(name):
+    """report_interval=1 where the env takes it: every episode is reported as it ends, so that
+    eval counts exactly --episodes."""
+    from pufferlib.trainer.config import creator_params
+    return {'report_interval': 1} if 'report_interval' in creator_params(env_creator(name)[0]) else {}
+
+
 def recording_env(name, config, render_mode='rgb_array'):
     """One env object (Native backend) in `render_mode`, reporting every episode as it ends: what
     eval draws or records."""
-    from pufferlib.trainer.config import creator_params
     if not renders(name):
         raise APIUsageError(f'{name} does not render (its constructor takes no render_mode): '
                             'nothing to record')
     config = {**config, 'vec': {**config['vec'], 'backend': 'native', 'num_envs': 1}}
-    overrides = {'render_mode': render_mode}
+    overrides = {'render_mode': render_mode, **per_episode_reports(name)}
     if 'num_envs' in config['env']:
         overrides['num_envs'] = 1
-    if 'report_interval' in creator_params(env_creator(name)[0]):
-        overrides['report_interval'] = 1
     return make_vecenv(name, config, **overrides)
 
 
@@ -161,7 +165,6 @@ def cmd_eval(name, args, overrides):
     """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
     episode statistics printed; --record PATH writes what env 0 shows to an mp4 or gif."""
     from pufferlib.trainer import checkpoint
-    from pufferlib.trainer.config import creator_params
     payload = checkpoint.load_checkpoint(args.checkpoint, name) if args.checkpoint else None
     config = load(name, overrides, saved=payload and payload['config'])
     setup_torch(config['train'])
@@ -174,9 +177,8 @@ def cmd_eval(name, args, overrides):
         vecenv = recording_env(name, config)
     elif render:
         vecenv = recording_env(name, config, 'human')
-    else:   # every episode reported as it ends, so that exactly --episodes are counted
-        exact = {'report_interval': 1} if 'report_interval' in creator_params(env_creator(name)[0]) else {}
-        vecenv = make_vecenv(name, config, **exact)
+    else:
+        vecenv = make_vecenv(name, config, **per_episode_reports(name))
     with vecenv:
         policy = build_policy(vecenv, config)
         if payload is not None:
