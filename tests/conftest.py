@@ -1,9 +1,4 @@
-import ctypes
 import os
-import shutil
-import signal
-import subprocess
-import time
 
 import psutil
 import pytest
@@ -11,34 +6,16 @@ import pytest
 from tests.helpers import BACKENDS, alive_actors, our_processes
 
 
-def _die_with_parent():
-    """In the child: get SIGTERM when pytest dies, so a crashed run leaves no Xvfb behind."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _start_xvfb():
-    """Start a private Xvfb for render tests when there is no display; returns the process.
-    -noreset: otherwise Xvfb resets when its last client leaves, and raylib 5.0 segfaults when the
-    next window cannot open the display."""
-    if os.environ.get('DISPLAY') or not shutil.which('Xvfb'):
+    """A private Xvfb for render tests when there is no display (pufferlib.ocean.render.start_xvfb:
+    it sets DISPLAY for the session); returns the process, or None."""
+    if os.environ.get('DISPLAY'):
         return None
-    for display in range(90, 120):
-        if os.path.exists(f'/tmp/.X11-unix/X{display}') or os.path.exists(f'/tmp/.X{display}-lock'):
-            continue
-        proc = subprocess.Popen(['Xvfb', f':{display}', '-noreset', '-screen', '0', '1280x1024x24',
-                                 '-nolisten', 'tcp'], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        for _ in range(100):
-            if os.path.exists(f'/tmp/.X11-unix/X{display}'):
-                os.environ['DISPLAY'] = f':{display}'
-                return proc
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    return None
+    try:
+        from pufferlib.ocean.render import start_xvfb
+    except ImportError:
+        return None
+    return start_xvfb()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -208,7 +208,7 @@ BAD_ARGS = {
     'num_envs': [0, -1, 1.5, '4', True, None, 2**24 + 1, 2**64],
     'seed': [1.5, '0', None, True, 2**64, -2**63 - 1],
     'report_interval': [0, -3, 1.5, 2**31],
-    'render_mode': ['rgb_array', 1],
+    'render_mode': ['rgb', 'ansi', 1],
     'size': [1, 2, 11.0, '11', 1024, 2**40],
     'crash_at_step': [-2, 0.5, 2**31],
     'frameskip': [0, -1, 2.0, 1001, 2**63],

@@ -37,6 +37,7 @@ def check_bool(owner, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise APIUsageError(f'{owner}: {name} is {value!r}: it must be True or False')
     return bool(value)
+RENDER_MODES = (None, 'human', 'rgb_array')
 
 
 class NativeEnv(PufferEnv):
@@ -47,6 +48,7 @@ class NativeEnv(PufferEnv):
     report)."""
 
     report_interval = 128
+    render_mode, window = None, None
 
     def check_common(self, num_envs, seed, report_interval, render_mode):
         """Check the arguments every Ocean env takes, before its spaces are sized or C sees them;
@@ -55,8 +57,9 @@ class NativeEnv(PufferEnv):
         check_int(owner, 'num_envs', num_envs, 1, MAX_SUB_ENVS)
         seed = check_int(owner, 'seed', seed, -2**63, 2**64 - 1)    # sub-env i: (seed + i) mod 2**64
         check_int(owner, 'report_interval', report_interval, 1)
-        if render_mode not in (None, 'human'):
-            raise APIUsageError(f"{owner}: render_mode is {render_mode!r}: it must be None or 'human'")
+        if render_mode not in RENDER_MODES:
+            raise APIUsageError(f"{owner}: render_mode is {render_mode!r}: it must be None, 'human' "
+                                "or 'rgb_array'")
         return seed
 
     def buffers(self):
@@ -83,5 +86,20 @@ class NativeEnv(PufferEnv):
                 infos.append(log)
         return self.observations, self.rewards, self.terminals, self.truncations, infos
 
+    def open_window(self, width, height, title, fps=60):
+        """The window render() draws into, opened on the first call: visible for render_mode
+        'human', off-screen for 'rgb_array'; None when render_mode is None."""
+        if self.render_mode is not None and self.window is None:
+            from pufferlib.ocean.render import Window
+            self.window = Window(width, height, title, fps, hidden=self.render_mode == 'rgb_array')
+        return self.window
+
+    def rendered(self):
+        """What render() returns: the frame drawn ((height, width, 3) uint8) for 'rgb_array'."""
+        return self.window.screenshot() if self.render_mode == 'rgb_array' else None
+
     def close(self):
+        if self.window is not None:
+            self.window.close()
+            self.window = None
         self.c.close()

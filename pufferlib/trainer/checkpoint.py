@@ -32,9 +32,14 @@ from pufferlib.trainer.distributed import all_gather
 
 # ---- the run folder: config, logs -------------------------------------------------------------------
 
+def folder_name(env_name):
+    """`env_name` as one flat folder name: ALE/Breakout-v5 -> ALE-Breakout-v5."""
+    return env_name.replace('/', '-').replace(':', '-')
+
+
 def new_run_dir(data_dir, env_name, config):
     """A fresh run folder under `data_dir` holding the run's config.json."""
-    run_dir = Path(data_dir) / f'{env_name}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
+    run_dir = Path(data_dir) / f'{folder_name(env_name)}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         with open(run_dir / 'config.json', 'w') as f:

@@ -16,7 +16,8 @@ import numpy as np
 from pufferlib.exceptions import APIUsageError, CheckpointError
 
 USAGE = """puffer train ENV [--config PATH] [--resume PATH] [--section.key value ...]
-       puffer eval ENV [--checkpoint PATH] [--episodes N] [--seconds S] [--headless] [--greedy] [...]
+       puffer eval ENV [--checkpoint PATH] [--episodes N] [--seconds S] [--headless] [--greedy]
+                       [--record run.mp4|run.gif] [...]
        puffer play ENV
        puffer bench ENV [--config PATH] [--seconds S] [--section.key value ...]
        puffer sweep ENV [--config PATH] [--sweep.trials N] [--sweep.method tpe|cmaes|random|nsga2] [...]"""
@@ -37,13 +38,13 @@ def env_creator(name):
         except ImportError as e:
             raise APIUsageError(f'cannot import PettingZoo env {name!r}: {e}') from None
         from pufferlib.emulation import PettingZooPufferEnv
-        return (lambda buf=None, seed=0, **kw: PettingZooPufferEnv(module.parallel_env(**kw),
-                                                                   buf=buf, seed=seed)), 'pettingzoo'
+        return (lambda buf=None, seed=0, report_interval=128, **kw: PettingZooPufferEnv(
+            module.parallel_env(**kw), buf=buf, seed=seed, report_interval=report_interval)), 'pettingzoo'
     import gymnasium
     if name in gymnasium.registry:
         from pufferlib.emulation import GymnasiumPufferEnv
-        return (lambda buf=None, seed=0, **kw: GymnasiumPufferEnv(gymnasium.make(name, **kw),
-                                                                  buf=buf, seed=seed)), 'gymnasium'
+        return (lambda buf=None, seed=0, report_interval=128, **kw: GymnasiumPufferEnv(
+            gymnasium.make(name, **kw), buf=buf, seed=seed, report_interval=report_interval)), 'gymnasium'
     raise APIUsageError(f'unknown env {name!r}: use an Ocean game ({", ".join(sorted(ocean.ENVS))}), '
                         'match, a Gymnasium id such as CartPole-v1, or a PettingZoo module such as '
                         'pettingzoo.butterfly.pistonball_v6')
@@ -135,26 +136,65 @@ def cmd_train(name, args, overrides):
     return 0
 
 
+def renders(name):
+    """Whether env `name` takes a render_mode (Gymnasium and PettingZoo envs do)."""
+    from pufferlib.trainer.config import creator_params
+    creator, kind = env_creator(name)
+    return kind in ('gymnasium', 'pettingzoo') or 'render_mode' in creator_params(creator)
+
+
+def per_episode_reports(name):
+    """report_interval=1 where the env takes it: every episode is reported as it ends, so that
+    eval counts exactly --episodes."""
+    from pufferlib.trainer.config import creator_params
+    return {'report_interval': 1} if 'report_interval' in creator_params(env_creator(name)[0]) else {}
+
+
+def recording_env(name, config, render_mode='rgb_array'):
+    """One env object (Native backend) in `render_mode`, reporting every episode as it ends: what
+    eval draws or records."""
+    if not renders(name):
+        raise APIUsageError(f'{name} does not render (its constructor takes no render_mode): '
+                            'nothing to record')
+    config = {**config, 'vec': {**config['vec'], 'backend': 'native', 'num_envs': 1}}
+    overrides = {'render_mode': render_mode, **per_episode_reports(name)}
+    if 'num_envs' in config['env']:
+        overrides['num_envs'] = 1
+    return make_vecenv(name, config, **overrides)
+
+
 def cmd_eval(name, args, overrides):
     """Run a trained policy: rendered sub-env 0 when a display is available, else headless with
-    episode statistics printed."""
+    episode statistics printed; --record PATH writes what env 0 shows to an mp4 or gif."""
     from pufferlib.trainer import checkpoint
     payload = checkpoint.load_checkpoint(args.checkpoint, name) if args.checkpoint else None
     config = load(name, overrides, saved=payload and payload['config'])
     setup_torch(config['train'])
     from pufferlib.ocean.render import has_display
-    render = not args.headless and has_display()
-    env_overrides = {}
-    if render:
-        config['vec'] = {**config['vec'], 'backend': 'native', 'num_envs': 1}
-        env_overrides = {'num_envs': 1, 'render_mode': 'human'} if 'num_envs' in config['env'] \
-            else {'render_mode': 'human'}
-    with make_vecenv(name, config, **env_overrides) as vecenv:
+    render = not args.headless and not args.record and renders(name) and has_display()
+    recorder = None
+    if args.record:
+        from pufferlib.trainer import video
+        video.check_path(args.record)
+        vecenv = recording_env(name, config)
+    elif render:
+        vecenv = recording_env(name, config, 'human')
+    else:
+        vecenv = make_vecenv(name, config, **per_episode_reports(name))
+    with vecenv:
         policy = build_policy(vecenv, config)
         if payload is not None:
             checkpoint.load_model(policy, payload, payload['path'])
-        stats = evaluate(vecenv, policy, config, args.episodes, render,
-                         max_seconds=args.seconds, greedy=args.greedy)
+        if args.record:
+            recorder = video.Recorder(args.record, video.render_fps(vecenv))
+        try:
+            stats = evaluate(vecenv, policy, config, args.episodes, render, max_seconds=args.seconds,
+                             greedy=args.greedy, record=recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+    if recorder is not None:
+        print(f'recorded {recorder.frames} frames to {args.record}')
     source = payload['path'] if payload else 'an untrained policy'
     print(f'eval {name} with {source}:')
     for key, value in stats.items():
@@ -162,10 +202,13 @@ def cmd_eval(name, args, overrides):
     return 0
 
 
-def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False):
-    """Step `policy` on `vecenv` until `episodes` episodes have been reported (or the window is
-    closed); returns the means of the env's episode statistics, weighted by episode count.
-    `greedy` takes the most likely action (Discrete/MultiDiscrete: argmax; Box: the mean)."""
+def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, greedy=False,
+             record=None, max_steps=None):
+    """Step `policy` on `vecenv` until exactly `episodes` episodes have been reported (or the
+    window is closed, or `max_steps` steps are done); returns the means of the env's episode
+    statistics, weighted by episode count. `greedy` takes the most likely action
+    (Discrete/MultiDiscrete: argmax; Box: the mean). `record` (a video.Recorder) gets env 0's
+    frame after every step."""
     from collections import defaultdict
 
     from pufferlib.trainer.rollout import add_episode_stats, agent_states, episode_means, policy_step
@@ -177,7 +220,7 @@ def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, g
     vecenv.async_reset(config['train']['seed'])
     while sums['n'] < episodes:
         batch = vecenv.recv()
-        add_episode_stats(batch[4], sums, counts)   # batch[4]: the infos
+        add_episode_stats(first_episodes(batch[4], episodes - sums['n']), sums, counts)  # [4]: infos
         _, _, actions = policy_step(policy, states, batch, vecenv.single_action_space, device,
                                     greedy=greedy)
         vecenv.send(actions)
@@ -187,12 +230,31 @@ def evaluate(vecenv, policy, config, episodes, render=False, max_seconds=None, g
             from pufferlib.ocean.render import raylib
             if raylib().window_should_close():
                 break
+        if record is not None:
+            record.append(getattr(vecenv, 'env', vecenv).render())
+        if max_steps is not None and steps >= max_steps:
+            break
         if max_seconds is not None and time.time() - start > max_seconds:
             break
     stats = episode_means(sums, counts)
     stats['episodes'] = int(stats.pop('n', 0))
     stats['rendered frames' if render else 'steps'] = steps
     return stats
+
+
+def first_episodes(infos, left):
+    """The infos of the first `left` episodes: an info covering more (the means of episodes that
+    ended in the same step) counts for the `left` it completes."""
+    kept = []
+    for info in [infos] if isinstance(infos, dict) else infos:
+        n = info.get('n', 1) if isinstance(info, dict) else 0
+        if n and left <= 0:
+            break
+        if n > left:
+            info = {**info, 'n': left}
+        kept.append(info)
+        left -= n
+    return kept
 
 
 def cmd_play(name, args, overrides):
@@ -293,6 +355,8 @@ def main(argv=None):
     parser.add_argument('--checkpoint', default=None, help='eval: checkpoint file or run folder')
     parser.add_argument('--episodes', type=positive(int), default=100, help='eval: episodes to run')
     parser.add_argument('--headless', action='store_true', help='eval: never open a window')
+    parser.add_argument('--record', default=None, metavar='PATH',
+                        help='eval: write what env 0 shows to PATH (.mp4 or .gif), off-screen')
     parser.add_argument('--greedy', action='store_true',
                         help='eval: take the most likely action instead of sampling')
     parser.add_argument('--seconds', type=positive(float), default=None,

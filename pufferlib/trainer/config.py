@@ -76,6 +76,7 @@ SCHEMA = {
         'reward_clamp': (float, POSITIVE, None),
         'checkpoint_interval': (int, COUNT),
         'checkpoint_keep': (int, COUNT),
+        'video_interval': (int, NON_NEGATIVE),
         'data_dir': (str,),
         'dist_timeout': (float, POSITIVE),
         'wandb': (bool,),

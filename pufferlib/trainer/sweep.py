@@ -355,8 +355,10 @@ def open_study(env_name, settings, space, base):
     """(study, storage, sweep folder): created, or loaded when it exists, and then checked to be
     the same sweep (env, objectives, space, overrides)."""
     import optuna
+
+    from pufferlib.trainer.checkpoint import folder_name
     name = env_name if settings['name'] == 'auto' else str(settings['name'])
-    sweep_dir = Path(str(settings['data_dir'])) / name
+    sweep_dir = Path(str(settings['data_dir'])) / folder_name(name)
     url = settings['storage']
     if url == 'auto':
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -247,11 +247,12 @@ def envs_text(lo, hi):
 def create_env(creator, args, kwargs, seed, native=False):
     """Env 0 made in this process on buffers of its own: the driver env of Serial, Multiprocessing
     and Ray (for spaces, metadata and rendering), or Native's env. A constructor error is an
-    EnvWorkerError naming env 0, with the original as __cause__; the result must be a PufferEnv."""
+    EnvWorkerError naming env 0 (an APIUsageError stays one: report_error), with the original as
+    __cause__; the result must be a PufferEnv."""
     try:
         env = creator(*args, **kwargs, buf=None, seed=seed)
     except Exception as e:
-        raise worker_error(error_report(e, 0, 'in its constructor')) from e
+        raise report_error(error_report(e, 0, 'in its constructor')) from e
     if not isinstance(env, PufferEnv):
         if hasattr(env, 'close'):
             env.close()

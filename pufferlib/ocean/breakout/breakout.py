@@ -28,27 +28,19 @@ class Breakout(NativeEnv):
                                     else gymnasium.spaces.Discrete(binding.NUM_ACTIONS))
         self.num_agents = self.num_envs = num_envs
         self.report_interval, self.render_mode = report_interval, render_mode
-        self.window, self.frameskip = None, frameskip
+        self.frameskip = frameskip
         super().__init__(buf)
         self.c = binding.Binding(self.buffers(), num_envs, seed, frameskip=frameskip,
                                  continuous=continuous, reward_scale=reward_scale,
                                  max_episode_steps=max_episode_steps)
 
     def render(self):
-        """Draw sub-env 0 (render_mode='human'); the window opens on the first call."""
-        if self.render_mode != 'human':
-            return
-        if self.window is None:
-            # one agent step per frame at the game's own pace: 60 ticks per second
-            fps = max(1, round(60 / self.frameskip))
-            self.window = render.Window(WIDTH, HEIGHT, 'pufferlib: Breakout', fps=fps)
-        draw(self.window, self.c.get_state(0))
-
-    def close(self):
-        if self.window is not None:
-            self.window.close()
-            self.window = None
-        super().close()
+        """Draw sub-env 0 (render_mode 'human': in a window; 'rgb_array': returns the frame)."""
+        # one agent step per frame at the game's own pace: 60 ticks per second
+        window = self.open_window(WIDTH, HEIGHT, 'pufferlib: Breakout', max(1, round(60 / self.frameskip)))
+        if window is not None:
+            draw(window, self.c.get_state(0))
+        return self.rendered()
 
 
 def draw(window, state):

@@ -19,7 +19,7 @@ import numpy as np
 
 from pufferlib.ocean.connect4 import binding
 from pufferlib.ocean.native import NativeEnv, check_bool, check_real
-from pufferlib.ocean.render import Window, raylib
+from pufferlib.ocean.render import raylib
 
 CELL = 96
 BAR = 40  # status line under the board
@@ -52,11 +52,10 @@ class Connect4(NativeEnv):
         return observations[..., :7] == 0
 
     def render(self, message=None, last_game=False):
-        """Draw sub-env 0 (or, with last_game, the final position of its previous episode)."""
-        if self.render_mode != 'human':
-            return
-        if self.window is None:
-            self.window = Window(7 * CELL, 6 * CELL + BAR, 'pufferlib connect4')
+        """Draw sub-env 0 (or, with last_game, the final position of its previous episode);
+        render_mode 'rgb_array' returns the frame."""
+        if self.open_window(7 * CELL, 6 * CELL + BAR, 'pufferlib connect4') is None:
+            return None
         state = self.c.get_state(0)
         agent, opponent = ((state['last_agent'], state['last_opponent']) if last_game
                            else (state['agent'], state['opponent']))
@@ -64,12 +63,7 @@ class Connect4(NativeEnv):
             draw_board(rl, agent, opponent)
             if message:
                 rl.draw_text(message, 10, 6 * CELL + 10, 20, rl.Color(*COLORS['text'], 255))
-
-    def close(self):
-        if self.window is not None:
-            self.window.close()
-            self.window = None
-        super().close()
+        return self.rendered()
 
 
 def draw_board(rl, agent, opponent):

@@ -44,20 +44,12 @@ class TripleTriad(NativeEnv):
         return noop == 0
 
     def render(self):
-        """Draw sub-env 0 (render_mode='human'; the window opens on the first call)."""
-        if self.render_mode != 'human':
-            return
-        from pufferlib.ocean.render import Window
-        if self.window is None:
-            self.window = Window(WIDTH, HEIGHT, 'Triple Triad')
-        with self.window.frame() as rl:
-            draw(rl, self.c.get_state(0), self.message)
-
-    def close(self):
-        if self.window is not None:
-            self.window.close()
-            self.window = None
-        super().close()
+        """Draw sub-env 0 (render_mode 'human': in a window; 'rgb_array': returns the frame)."""
+        window = self.open_window(WIDTH, HEIGHT, 'Triple Triad')
+        if window is not None:
+            with window.frame() as rl:
+                draw(rl, self.c.get_state(0), self.message)
+        return self.rendered()
 
 
 def hand_rect(player, k):
