@@ -467,3 +467,20 @@ def test_solves_squared_with_its_config():
     finally:
         vecenv.close()
     assert trainer.env_stats['perf'] > 0.8, trainer.env_stats
+
+
+def test_log_counts_every_episode_once(tmp_path):
+    """4 sub-envs, 8-step episodes, stats reported every 16 env steps, 4 env steps per epoch (5 in
+    the first: the column H of the last rows): epochs 4, 8, 12, 16 report 8 episodes each and the
+    other epochs none (before the fix they repeated the previous report, count included)."""
+    config = small_config(total_timesteps=16 * 16, batch_size=16, minibatch_size=16)
+    config['train']['data_dir'] = str(tmp_path)
+    env = Match(num_envs=4, episode_length=8, report_interval=16, seed=1)
+    trainer = ppo.train('match', config, env, make_policy(env, 16, 1, lstm=False))
+    lines = [json.loads(line) for line in open(trainer.run_dir / 'log.jsonl')]
+    assert [r['epoch'] for r in lines] == list(range(1, 17))
+    counts = {r['epoch']: r['environment/n'] for r in lines if 'environment/n' in r}
+    assert counts == {4: 8, 8: 8, 12: 8, 16: 8}
+    assert all(not any(k.startswith('environment/') for k in r) for r in lines
+               if r['epoch'] % 4)
+    assert trainer.env_stats['episode_length'] == 8    # the dashboard keeps the latest episodes

@@ -149,6 +149,7 @@ class Trainer:
         self.uptime_before = 0.0       # uptime of earlier sessions of a resumed run
         self.times = defaultdict(float)
         self.losses, self.env_stats = {}, {}
+        self.epoch_stats = {}          # episode stats of the last epoch only: {} when none ended
         self.episode_sums, self.episode_counts = defaultdict(float), defaultdict(float)
         self.sps, self.last_log = 0.0, (time.time(), 0)
         self.epoch_start_step = 0
@@ -281,10 +282,13 @@ class Trainer:
                 self.world_size))
             self.global_step = self.epoch_start_step + merged['steps']
             self.losses, self.stop_agreed = merged['losses'], merged['stop']
-            if merged['env_stats']:
-                self.env_stats = merged['env_stats']
-        elif self.episode_sums:
-            self.env_stats = episode_means(self.episode_sums, self.episode_counts)
+            self.epoch_stats = merged['env_stats']
+        else:
+            self.epoch_stats = episode_means(self.episode_sums, self.episode_counts)
+        if not self.epoch_stats.get('n'):   # no episode ended in this epoch: report none
+            self.epoch_stats = {}
+        if self.epoch_stats:    # the dashboard keeps showing the latest episodes
+            self.env_stats = self.epoch_stats
         self.episode_sums.clear()
         self.episode_counts.clear()
         self.epoch_start_step = self.global_step
@@ -295,7 +299,7 @@ class Trainer:
         record = {'agent_steps': self.global_step, 'epoch': self.epoch, 'SPS': self.sps,
                   'uptime': self.uptime}
         record.update({f'losses/{k}': v for k, v in self.losses.items()})
-        record.update({f'environment/{k}': v for k, v in self.env_stats.items()})
+        record.update({f'environment/{k}': v for k, v in self.epoch_stats.items()})
         record.update({f'performance/{k}': v for k, v in self.times.items()})
         return record
 
