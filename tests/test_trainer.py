@@ -88,6 +88,16 @@ def test_importance_weights_match_formula():
     assert weight.max() == 1
 
 
+def test_drawing_every_row_gives_unit_weights():
+    """A minibatch of the whole buffer has no sampling bias: the weights must not shrink the
+    gradient (before the fix their mean was (S p) ** -beta / max, 0.28 at the end of training)."""
+    torch.manual_seed(3)
+    advantages = torch.randn(6, 4) * torch.arange(1, 7).unsqueeze(1)   # very unequal priorities
+    rows, weight = ppo.prioritized_sample(advantages, 6, alpha=0.8, beta=1.0)
+    assert sorted(rows.tolist()) == list(range(6))
+    assert torch.equal(weight, torch.ones(6))
+
+
 def test_nan_and_zero_priorities_are_guarded():
     advantages = torch.zeros(4, 3)
     rows, weight = ppo.prioritized_sample(advantages, 4, 0.8, 0.5)

@@ -324,8 +324,12 @@ def prioritized_sample(advantages, n, alpha, beta):
     """Draw `n` of the S rows without replacement with probability p_i = w_i / sum(w), where
     w_i = (sum_t |A_it|) ** alpha, and return (rows, importance weights (S p_i) ** -beta divided by
     their max). alpha = 0 is uniform sampling. NaN/inf priorities count as 0; a tiny relative floor
-    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly."""
+    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly.
+    Drawing every row has no sampling bias to correct: the weights are then 1."""
     S = advantages.shape[0]
+    if n >= S:
+        return (torch.randperm(S, device=advantages.device),
+                torch.ones(S, device=advantages.device))
     priority = torch.nan_to_num(advantages.abs().sum(dim=1).pow(alpha), nan=0.0, posinf=0.0)
     total = priority.sum()
     if total > 0:
