@@ -494,3 +494,26 @@ def test_log_counts_every_episode_once(tmp_path):
     assert all(not any(k.startswith('environment/') for k in r) for r in lines
                if r['epoch'] % 4)
     assert trainer.env_stats['episode_length'] == 8    # the dashboard keeps the latest episodes
+
+
+def test_lstm_training_forward_replays_the_rollout_across_episode_ends():
+    """Rows with episode ends inside them (3-step episodes, 8-step rows): the training forward
+    must restart the LSTM where the rollout did, so it gives the rollout's log-probs and values
+    (before the fix those rows differed by up to ~0.5 in log-prob)."""
+    config = small_config(bptt_horizon=8, batch_size=8 * 8)
+    env = Match(num_envs=8, episode_length=3, seed=3)
+    torch.manual_seed(0)
+    policy = make_policy(env, 16, 1, lstm=True)
+    trainer = ppo.Trainer(config['train'], env, policy)
+    for _ in range(2):        # the second rollout starts from states carried across rollouts
+        trainer.rollout()
+    buf, H = trainer.buffer, 8
+    starts = (buf.terminals[:, :H] + buf.truncations[:, :H]) > 0
+    assert starts[:, 1:].any(1).all()     # every row has an episode start inside it
+    with torch.no_grad():
+        logits, values = policy(buf.observations, (buf.start_h, buf.start_c), starts)
+        logprob, _ = logprob_entropy(logits, buf.actions.reshape(-1), env.single_action_space)
+    assert torch.allclose(logprob.view(-1, H), buf.logprobs, atol=1e-5)
+    assert torch.allclose(values.view(-1, H), buf.values[:, :H], atol=1e-5)
+    trainer.update()          # the update goes through the same path
+    assert torch.allclose(trainer.buffer.ratio, torch.ones_like(trainer.buffer.ratio), atol=1e-4)

@@ -146,12 +146,25 @@ class LSTMWrapper(nn.Module):
         logits, values = self.policy.decode(h)
         return self.policy.mask(logits, obs), values, (h, c)
 
-    def forward(self, obs, state):
+    def forward(self, obs, state, starts=None):
+        """`starts` (B, T) bool, optional: True where a step begins a new episode. The state is
+        zeroed there before the step, as the rollout does; steps 0 already start from their
+        stored state."""
         B, T = obs.shape[:2]
         obs = obs.reshape(B * T, *obs.shape[2:])
         hidden = self.policy.encode(obs).reshape(B, T, -1)
         h0, c0 = state
-        out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+        if starts is not None and starts[:, 1:].any():
+            keep = (~starts).to(hidden.dtype).unsqueeze(-1)
+            h, c, outs = h0, c0, []
+            for t in range(T):
+                if t:
+                    h, c = h * keep[:, t], c * keep[:, t]
+                h, c = self.cell(hidden[:, t], (h, c))
+                outs.append(h)
+            out = torch.stack(outs, dim=1)
+        else:
+            out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         logits, values = self.policy.decode(out.reshape(B * T, -1))
         return self.policy.mask(logits, obs), values
 

@@ -252,9 +252,14 @@ class Trainer:
     def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb):
         """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
         buf, H = self.buffer, self.cfg['bptt_horizon']
-        state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
-        with self.autocast:
-            logits, values = self.model(buf.observations[idx], state)
+        if self.state_size:   # the LSTM restarts from zero where an episode begins inside a row
+            state = (buf.start_h[idx], buf.start_c[idx])
+            starts = (buf.terminals[idx, :H] + buf.truncations[idx, :H]) > 0
+            with self.autocast:
+                logits, values = self.model(buf.observations[idx], state, starts)
+        else:
+            with self.autocast:
+                logits, values = self.model(buf.observations[idx], None)
         logits, values = to_float(logits), values.float()
         actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
         loss, ratio, stats = ppo_loss(self.cfg, self.action_space, logits, values, actions,
