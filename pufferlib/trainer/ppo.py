@@ -24,6 +24,7 @@ from pufferlib.trainer import checkpoint, distributed
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.config import validate
+from pufferlib.trainer.normalize import ReturnScaler
 from pufferlib.trainer.policy import logprob_entropy, state_size
 from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
                                        to_float)
@@ -140,6 +141,9 @@ class Trainer:
                                     act_shape, act_dtype, self.state_size, self.device)
         # LSTM state per agent, carried across rows and rollouts (None without an LSTM)
         self.agent_states = agent_states(policy, N, self.device)
+        # train.normalize_rewards: rewards divided by the running std of the discounted return
+        self.reward_scaler = (ReturnScaler(N, cfg['gamma']).to(self.device)
+                              if cfg['normalize_rewards'] else None)
         self.optimizers = make_optimizers(policy, cfg)
         self.precision = resolve_precision(cfg['precision'], self.device)
         self.autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
@@ -190,9 +194,13 @@ class Trainer:
                 rewards_t = torch.as_tensor(rewards).to(dev)
                 if clamp is not None:
                     rewards_t = rewards_t.clamp(-clamp, clamp)
-                record.update(rewards=rewards_t,
-                              terminals=torch.as_tensor(terminals).to(dev, torch.float32),
-                              truncations=torch.as_tensor(truncations).to(dev, torch.float32))
+                terminals_t = torch.as_tensor(terminals).to(dev, torch.float32)
+                truncations_t = torch.as_tensor(truncations).to(dev, torch.float32)
+                if self.reward_scaler is not None:
+                    self.reward_scaler.observe(rewards_t, torch.maximum(terminals_t, truncations_t),
+                                               agent_index(ids, dev))
+                    rewards_t = self.reward_scaler(rewards_t)
+                record.update(rewards=rewards_t, terminals=terminals_t, truncations=truncations_t)
                 buf.add(ids, masks, record, state)
             t3 = time.perf_counter()
             self.times['copy'] += t3 - t2
@@ -227,7 +235,9 @@ class Trainer:
                 mb_advantages = buf.advantages[idx]
                 mb_values = buf.values[idx, :H]
                 mb_returns = mb_advantages + mb_values
-                mb_adv = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                mb_adv = mb_advantages
+                if cfg['normalize_advantages']:
+                    mb_adv = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                 mb_adv = mb_adv * weight.unsqueeze(1)
             for j in range(self.accumulate):
                 part = slice(j * chunk, (j + 1) * chunk)
@@ -243,11 +253,27 @@ class Trainer:
             for opt in self.optimizers:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+        self.update_normalizers()
         self.losses = {k: float(v) / num_minibatches for k, v in sums.items()}
         self.losses['explained_variance'] = explained
         self.losses['learning_rate'] = lr
         self.times['learn'] += time.perf_counter() - t0
         self.epoch += 1
+
+    def update_normalizers(self):
+        """Add this epoch's observations and returns to the running statistics. Only here,
+        between epochs: a rollout and its update see the same normalization."""
+        inner = getattr(self.policy, 'policy', self.policy)   # inside an LSTMWrapper
+        norm = getattr(inner, 'obs_norm', None)
+        if norm is not None:
+            obs = self.buffer.observations
+            norm.update(inner.flat(obs.reshape(-1, *obs.shape[2:])))
+            if self.world_size > 1:   # every rank keeps the same statistics: rank 0's
+                torch.distributed.broadcast(norm.mean, 0)
+                torch.distributed.broadcast(norm.var, 0)
+                torch.distributed.broadcast(norm.count, 0)
+        if self.reward_scaler is not None:
+            self.reward_scaler.update()
 
     def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb):
         """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
