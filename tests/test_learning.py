@@ -109,3 +109,54 @@ def test_normalization_statistics_are_saved_and_restored(tmp_path):
     assert resumed.reward_scaler.stats.count.item() > trainer.reward_scaler.stats.count.item()
     saved = payload['trainer']['reward_scaler']['stats.count'].item()
     assert saved == trainer.reward_scaler.stats.count.item()
+
+
+# ---- learning with the committed defaults ------------------------------------------------------
+
+def train_until(env_id, steps, target, tmp_path, *overrides):
+    """Train `env_id` with the committed defaults for at most `steps`, stopping once the mean
+    return of the last 100 episodes reaches `target`. Returns (that mean, steps taken)."""
+    config = cli.load(env_id, ['--train.total_timesteps', str(steps), '--train.data_dir',
+                               str(tmp_path), '--train.checkpoint_interval', str(10**9),
+                               *overrides])
+    cli.setup_torch(config['train'])
+    torch.set_num_threads(1)
+    episodes = []      # (mean return, count) per report, the newest last
+
+    def last100():
+        window, count = [], 0
+        for mean, n in reversed(episodes):
+            window.append((mean, n))
+            count += n
+            if count >= 100:
+                break
+        return sum(m * n for m, n in window) / count if count >= 100 else float('-inf')
+
+    def on_epoch(trainer, record):
+        if 'environment/episode_return' in record:
+            episodes.append((record['environment/episode_return'], record['environment/n']))
+        return last100() >= target
+
+    with cli.make_vecenv(env_id, config) as vecenv:
+        trainer = ppo.train(env_id, config, vecenv, cli.build_policy(vecenv, config),
+                            on_epoch=on_epoch)
+    return last100(), trainer.global_step
+
+
+@pytest.mark.timeout(600)
+def test_cartpole_is_solved_with_the_committed_defaults(tmp_path):
+    """CartPole-v1 to a mean of 475 over the last 100 episodes within 100k steps."""
+    mean, steps = train_until('CartPole-v1', 100_000, 475, tmp_path)
+    assert mean >= 475 and steps <= 100_000, (mean, steps)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize('env_id, steps, target', [
+    ('Acrobot-v1', 300_000, -100),
+    ('Pendulum-v1', 500_000, -200),
+    ('LunarLander-v3', 1_000_000, 200),
+])
+def test_standard_tasks_reach_their_targets(tmp_path, env_id, steps, target):
+    mean, taken = train_until(env_id, steps, target, tmp_path)
+    assert mean >= target, (env_id, mean, taken)
