@@ -159,7 +159,7 @@ def learning_curve(game, overrides, minutes, out_dir):
 
     def record(trainer, entry):
         now = time.time() - start
-        points.append((now, trainer.global_step, trainer.sps, dict(trainer.env_stats)))
+        points.append((now, trainer.global_step, trainer.sps, dict(trainer.epoch_stats)))
         if now - last_print[0] >= 10 or now >= budget:
             last_print[0] = now
             stats = '  '.join(f'{k} {v:.4g}' for k, v in trainer.env_stats.items()

@@ -88,6 +88,16 @@ def test_importance_weights_match_formula():
     assert weight.max() == 1
 
 
+def test_drawing_every_row_gives_unit_weights():
+    """A minibatch of the whole buffer has no sampling bias: the weights must not shrink the
+    gradient (before the fix their mean was (S p) ** -beta / max, 0.28 at the end of training)."""
+    torch.manual_seed(3)
+    advantages = torch.randn(6, 4) * torch.arange(1, 7).unsqueeze(1)   # very unequal priorities
+    rows, weight = ppo.prioritized_sample(advantages, 6, alpha=0.8, beta=1.0)
+    assert sorted(rows.tolist()) == list(range(6))
+    assert torch.equal(weight, torch.ones(6))
+
+
 def test_nan_and_zero_priorities_are_guarded():
     advantages = torch.zeros(4, 3)
     rows, weight = ppo.prioritized_sample(advantages, 4, 0.8, 0.5)
@@ -467,3 +477,43 @@ def test_solves_squared_with_its_config():
     finally:
         vecenv.close()
     assert trainer.env_stats['perf'] > 0.8, trainer.env_stats
+
+
+def test_log_counts_every_episode_once(tmp_path):
+    """4 sub-envs, 8-step episodes, stats reported every 16 env steps, 4 env steps per epoch (5 in
+    the first: the column H of the last rows): epochs 4, 8, 12, 16 report 8 episodes each and the
+    other epochs none (before the fix they repeated the previous report, count included)."""
+    config = small_config(total_timesteps=16 * 16, batch_size=16, minibatch_size=16)
+    config['train']['data_dir'] = str(tmp_path)
+    env = Match(num_envs=4, episode_length=8, report_interval=16, seed=1)
+    trainer = ppo.train('match', config, env, make_policy(env, 16, 1, lstm=False))
+    lines = [json.loads(line) for line in open(trainer.run_dir / 'log.jsonl')]
+    assert [r['epoch'] for r in lines] == list(range(1, 17))
+    counts = {r['epoch']: r['environment/n'] for r in lines if 'environment/n' in r}
+    assert counts == {4: 8, 8: 8, 12: 8, 16: 8}
+    assert all(not any(k.startswith('environment/') for k in r) for r in lines
+               if r['epoch'] % 4)
+    assert trainer.env_stats['episode_length'] == 8    # the dashboard keeps the latest episodes
+
+
+def test_lstm_training_forward_replays_the_rollout_across_episode_ends():
+    """Rows with episode ends inside them (3-step episodes, 8-step rows): the training forward
+    must restart the LSTM where the rollout did, so it gives the rollout's log-probs and values
+    (before the fix those rows differed by up to ~0.5 in log-prob)."""
+    config = small_config(bptt_horizon=8, batch_size=8 * 8)
+    env = Match(num_envs=8, episode_length=3, seed=3)
+    torch.manual_seed(0)
+    policy = make_policy(env, 16, 1, lstm=True)
+    trainer = ppo.Trainer(config['train'], env, policy)
+    for _ in range(2):        # the second rollout starts from states carried across rollouts
+        trainer.rollout()
+    buf, H = trainer.buffer, 8
+    starts = (buf.terminals[:, :H] + buf.truncations[:, :H]) > 0
+    assert starts[:, 1:].any(1).all()     # every row has an episode start inside it
+    with torch.no_grad():
+        logits, values = policy(buf.observations, (buf.start_h, buf.start_c), starts)
+        logprob, _ = logprob_entropy(logits, buf.actions.reshape(-1), env.single_action_space)
+    assert torch.allclose(logprob.view(-1, H), buf.logprobs, atol=1e-5)
+    assert torch.allclose(values.view(-1, H), buf.values[:, :H], atol=1e-5)
+    trainer.update()          # the update goes through the same path
+    assert torch.allclose(trainer.buffer.ratio, torch.ones_like(trainer.buffer.ratio), atol=1e-4)

@@ -374,6 +374,8 @@ def trainer_state(trainer, gather=True):
     state = {'optimizers': [opt.state_dict() for opt in trainer.optimizers],
              'global_step': trainer.global_step, 'epoch': trainer.epoch,
              'uptime': trainer.uptime, 'world_size': trainer.world_size, 'rng': rng_state()}
+    if trainer.reward_scaler is not None:
+        state['reward_scaler'] = trainer.reward_scaler.state_dict()
     if trainer.world_size > 1 and gather:
         state['rank_rng'] = all_gather(state['rng'], trainer.world_size)
     return state
@@ -392,6 +394,8 @@ def load_trainer_state(trainer, state, path='checkpoint'):
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f'{path}: its optimizer state does not match train.optimizer '
                               f'{trainer.cfg["optimizer"]!r} ({e})') from None
+    if trainer.reward_scaler is not None and 'reward_scaler' in state:
+        trainer.reward_scaler.load_state_dict(state['reward_scaler'])
     trainer.global_step, trainer.epoch = state['global_step'], state['epoch']
     trainer.epoch_start_step = trainer.global_step
     trainer.uptime_before = state.get('uptime', 0.0)

@@ -73,7 +73,9 @@ def load(name, overrides, config_file=None, saved=None):
     layered over them), then the command-line `overrides`, each key checked."""
     from pufferlib.trainer.config import load_config, read_config_file
     creator, kind = env_creator(name)
-    kwargs = dict(env_creator=creator, emulated=kind in ('gymnasium', 'pettingzoo'), saved=saved)
+    emulated = kind in ('gymnasium', 'pettingzoo')
+    kwargs = dict(env_creator=creator, emulated=emulated, saved=saved,
+                  profile=env_profile(creator) if emulated else None)
     if config_file is not None:
         words = read_config_file(config_file)[0]
         try:
@@ -82,6 +84,18 @@ def load(name, overrides, config_file=None, saved=None):
             raise APIUsageError(f'{config_file}: {e}') from None
         overrides = words + list(overrides)
     return load_config(name, overrides, **kwargs)
+
+
+def env_profile(creator):
+    """defaults.defaults_for the env that `creator` makes (one instance, closed again)."""
+    from pufferlib.trainer.defaults import defaults_for
+    env = creator()
+    try:
+        spec = getattr(getattr(env, 'env', None), 'spec', None)
+        return defaults_for(env.single_observation_space, env.single_action_space,
+                            getattr(spec, 'max_episode_steps', None))
+    finally:
+        env.close()
 
 
 def setup_torch(cfg, rank=0):
@@ -104,7 +118,8 @@ def setup_torch(cfg, rank=0):
 def build_policy(vecenv, config):
     from pufferlib.trainer.policy import make_policy
     p = config['policy']
-    policy = make_policy(vecenv, p['hidden_size'], p['num_layers'], p['lstm'], p['action_mask'])
+    policy = make_policy(vecenv, p['hidden_size'], p['num_layers'], p['lstm'], p['action_mask'],
+                         p['normalize_observations'], p['separate_critic'])
     return policy.to(config['train']['device'])
 
 

@@ -74,6 +74,8 @@ SCHEMA = {
         'prio_alpha': (float, NON_NEGATIVE),
         'prio_beta0': (float, UNIT),
         'reward_clamp': (float, POSITIVE, None),
+        'normalize_rewards': (bool,),
+        'normalize_advantages': (bool,),
         'checkpoint_interval': (int, COUNT),
         'checkpoint_keep': (int, COUNT),
         'video_interval': (int, NON_NEGATIVE),
@@ -88,6 +90,8 @@ SCHEMA = {
         'num_layers': (int, COUNT),
         'lstm': (bool,),
         'action_mask': (bool,),
+        'normalize_observations': (bool,),
+        'separate_critic': (bool,),
     },
 }
 SECTIONS = tuple(SCHEMA)
@@ -229,19 +233,24 @@ def read_config_file(path):
     return words, config[SWEEP]
 
 
-def load_config(env_name, overrides=(), env_creator=None, emulated=False, saved=None):
+def load_config(env_name, overrides=(), env_creator=None, emulated=False, saved=None,
+                profile=None):
     """{section: {key: value}} for `env_name`, validated against SCHEMA. `saved` is the config of
     a checkpoint (to resume or evaluate its run): it replaces the ini files' values, keys the
     schema no longer has are dropped and keys it lacks keep their defaults. `overrides` is a list
     of command-line words such as ['--train.learning_rate', '3e-4', '--vec.num_envs=2']; an
     unknown section or key is an APIUsageError listing the close matches; [env] also accepts any
     keyword parameter of `env_creator` (the env's constructor). `emulated` marks a
-    Gymnasium/PettingZoo id."""
+    Gymnasium/PettingZoo id. `profile` ({section: {key: value}}, defaults.py) is laid over the
+    ini files of an env that has none of its own."""
     config = {section: {} for section in SCHEMA}
     read_ini(CONFIG_DIR / 'default.ini', config)
     path = config_path(env_name, emulated)
     if path is not None:
         read_ini(path, config)
+    if profile and (path is None or path.name == 'emulated.ini'):
+        for section, values in profile.items():
+            config[section].update(values)
     for section, values in (saved or {}).items():
         rules = SCHEMA.get(section)
         if rules is not None:

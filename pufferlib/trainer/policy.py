@@ -18,6 +18,7 @@ from gymnasium import spaces
 from torch import nn
 
 from pufferlib.exceptions import APIUsageError
+from pufferlib.trainer.normalize import RunningNorm
 
 MASKED_LOGIT = -1e9   # not -inf: softmax, entropy and their gradients stay finite (0 * -1e9 = 0)
 
@@ -54,7 +55,8 @@ class Default(nn.Module):
     flattened to float) before the encoder."""
 
     def __init__(self, observation_space, action_space, hidden_size=128, num_layers=1,
-                 emulated=None, action_mask=None):
+                 emulated=None, action_mask=None, normalize_observations=False,
+                 separate_critic=False):
         super().__init__()
         self.hidden_size = hidden_size
         self.action_mask = action_mask
@@ -63,11 +65,10 @@ class Default(nn.Module):
         if self.restore is not None:
             sample = torch.as_tensor(observation_space.sample()[None])
             self.obs_size = flatten_structure(self.restore(sample)).shape[1]
-        layers, size = [], self.obs_size
-        for _ in range(num_layers):
-            layers += [layer_init(nn.Linear(size, hidden_size)), nn.GELU()]
-            size = hidden_size
-        self.encoder = nn.Sequential(*layers)
+        # running mean/std of the flat observations (buffers: saved with the policy)
+        self.obs_norm = RunningNorm(self.obs_size) if normalize_observations else None
+        self.encoder = self.mlp(num_layers)
+        self.critic = self.mlp(num_layers) if separate_critic else None   # the value's own encoder
         self.is_continuous = isinstance(action_space, spaces.Box)
         if isinstance(action_space, spaces.Discrete):
             num_logits = int(action_space.n)
@@ -84,16 +85,37 @@ class Default(nn.Module):
         self.actor = layer_init(nn.Linear(hidden_size, num_logits), std=0.01)
         self.value = layer_init(nn.Linear(hidden_size, 1), std=1.0)
 
-    def encode(self, obs):
-        if self.restore is not None:
-            return self.encoder(flatten_structure(self.restore(obs)))
-        return self.encoder(obs.reshape(obs.shape[0], -1).float())
+    def mlp(self, num_layers):
+        layers, size = [], self.obs_size
+        for _ in range(num_layers):
+            layers += [layer_init(nn.Linear(size, self.hidden_size)), nn.GELU()]
+            size = self.hidden_size
+        return nn.Sequential(*layers)
 
-    def decode(self, hidden):
+    def flat(self, obs):
+        """The observations as the encoder's (B, n) float input, before normalization."""
+        if self.restore is not None:
+            return flatten_structure(self.restore(obs))
+        return obs.reshape(obs.shape[0], -1).float()
+
+    def normalized(self, obs):
+        x = self.flat(obs)
+        return x if self.obs_norm is None else self.obs_norm(x)
+
+    def encode(self, obs):
+        return self.encoder(self.normalized(obs))
+
+    def decode(self, hidden, critic_hidden=None):
         logits = self.actor(hidden)
         if self.is_continuous:
             logits = (logits, self.logstd.expand_as(logits))
-        return logits, self.value(hidden).squeeze(-1)
+        return logits, self.value(hidden if critic_hidden is None else critic_hidden).squeeze(-1)
+
+    def heads(self, obs):
+        if self.critic is None:
+            return self.decode(self.encode(obs))
+        x = self.normalized(obs)
+        return self.decode(self.encoder(x), self.critic(x))
 
     def mask(self, logits, obs):
         """`logits` with the actions that the env's action_mask(obs) disallows set to MASKED_LOGIT."""
@@ -108,12 +130,12 @@ class Default(nn.Module):
         return logits.masked_fill(~allowed, MASKED_LOGIT)
 
     def forward_step(self, obs, state=None):
-        logits, values = self.decode(self.encode(obs))
+        logits, values = self.heads(obs)
         return self.mask(logits, obs), values, None
 
     def forward(self, obs, state=None):
         obs = obs.reshape(-1, *obs.shape[2:])
-        logits, values = self.decode(self.encode(obs))
+        logits, values = self.heads(obs)
         return self.mask(logits, obs), values
 
 
@@ -146,23 +168,41 @@ class LSTMWrapper(nn.Module):
         logits, values = self.policy.decode(h)
         return self.policy.mask(logits, obs), values, (h, c)
 
-    def forward(self, obs, state):
+    def forward(self, obs, state, starts=None):
+        """`starts` (B, T) bool, optional: True where a step begins a new episode. The state is
+        zeroed there before the step, as the rollout does; steps 0 already start from their
+        stored state."""
         B, T = obs.shape[:2]
         obs = obs.reshape(B * T, *obs.shape[2:])
         hidden = self.policy.encode(obs).reshape(B, T, -1)
         h0, c0 = state
-        out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+        if starts is not None and starts[:, 1:].any():
+            keep = (~starts).to(hidden.dtype).unsqueeze(-1)
+            h, c, outs = h0, c0, []
+            for t in range(T):
+                if t:
+                    h, c = h * keep[:, t], c * keep[:, t]
+                h, c = self.cell(hidden[:, t], (h, c))
+                outs.append(h)
+            out = torch.stack(outs, dim=1)
+        else:
+            out, _ = self.lstm(hidden, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         logits, values = self.policy.decode(out.reshape(B * T, -1))
         return self.policy.mask(logits, obs), values
 
 
-def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True):
+def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True,
+                normalize_observations=False, separate_critic=False):
     """The default policy for a (vector) env, LSTM-wrapped if `lstm`. With `action_mask`, the env's
     `action_mask(observations)` (looked up on the vector env's driver env) masks the logits."""
+    if separate_critic and lstm:
+        raise APIUsageError('policy.separate_critic needs policy.lstm = False (the LSTM feeds '
+                            'both heads)')
     driver = getattr(env, 'driver_env', env)
     mask = getattr(driver, 'action_mask', None) if action_mask else None
     policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
-                     num_layers, getattr(env, 'emulated', None), mask)
+                     num_layers, getattr(env, 'emulated', None), mask, normalize_observations,
+                     separate_critic)
     return LSTMWrapper(policy) if lstm else policy
 
 

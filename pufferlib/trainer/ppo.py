@@ -26,6 +26,7 @@ from pufferlib.trainer import checkpoint, distributed, video
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.config import validate
+from pufferlib.trainer.normalize import ReturnScaler
 from pufferlib.trainer.policy import logprob_entropy, state_size
 from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
                                        to_float)
@@ -142,6 +143,9 @@ class Trainer:
                                     act_shape, act_dtype, self.state_size, self.device)
         # LSTM state per agent, carried across rows and rollouts (None without an LSTM)
         self.agent_states = agent_states(policy, N, self.device)
+        # train.normalize_rewards: rewards divided by the running std of the discounted return
+        self.reward_scaler = (ReturnScaler(N, cfg['gamma']).to(self.device)
+                              if cfg['normalize_rewards'] else None)
         self.optimizers = make_optimizers(policy, cfg)
         self.precision = resolve_precision(cfg['precision'], self.device)
         self.autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
@@ -151,6 +155,7 @@ class Trainer:
         self.uptime_before = 0.0       # uptime of earlier sessions of a resumed run
         self.times = defaultdict(float)
         self.losses, self.env_stats = {}, {}
+        self.epoch_stats = {}          # episode stats of the last epoch only: {} when none ended
         self.episode_sums, self.episode_counts = defaultdict(float), defaultdict(float)
         self.sps, self.last_log = 0.0, (time.time(), 0)
         self.epoch_start_step = 0
@@ -192,9 +197,13 @@ class Trainer:
                 rewards_t = torch.as_tensor(rewards).to(dev)
                 if clamp is not None:
                     rewards_t = rewards_t.clamp(-clamp, clamp)
-                record.update(rewards=rewards_t,
-                              terminals=torch.as_tensor(terminals).to(dev, torch.float32),
-                              truncations=torch.as_tensor(truncations).to(dev, torch.float32))
+                terminals_t = torch.as_tensor(terminals).to(dev, torch.float32)
+                truncations_t = torch.as_tensor(truncations).to(dev, torch.float32)
+                if self.reward_scaler is not None:
+                    self.reward_scaler.observe(rewards_t, torch.maximum(terminals_t, truncations_t),
+                                               agent_index(ids, dev))
+                    rewards_t = self.reward_scaler(rewards_t)
+                record.update(rewards=rewards_t, terminals=terminals_t, truncations=truncations_t)
                 buf.add(ids, masks, record, state)
             t3 = time.perf_counter()
             self.times['copy'] += t3 - t2
@@ -229,7 +238,9 @@ class Trainer:
                 mb_advantages = buf.advantages[idx]
                 mb_values = buf.values[idx, :H]
                 mb_returns = mb_advantages + mb_values
-                mb_adv = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                mb_adv = mb_advantages
+                if cfg['normalize_advantages']:
+                    mb_adv = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                 mb_adv = mb_adv * weight.unsqueeze(1)
             for j in range(self.accumulate):
                 part = slice(j * chunk, (j + 1) * chunk)
@@ -245,18 +256,39 @@ class Trainer:
             for opt in self.optimizers:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+        self.update_normalizers()
         self.losses = {k: float(v) / num_minibatches for k, v in sums.items()}
         self.losses['explained_variance'] = explained
         self.losses['learning_rate'] = lr
         self.times['learn'] += time.perf_counter() - t0
         self.epoch += 1
 
+    def update_normalizers(self):
+        """Add this epoch's observations and returns to the running statistics. Only here,
+        between epochs: a rollout and its update see the same normalization."""
+        inner = getattr(self.policy, 'policy', self.policy)   # inside an LSTMWrapper
+        norm = getattr(inner, 'obs_norm', None)
+        if norm is not None:
+            obs = self.buffer.observations
+            norm.update(inner.flat(obs.reshape(-1, *obs.shape[2:])))
+            if self.world_size > 1:   # every rank keeps the same statistics: rank 0's
+                torch.distributed.broadcast(norm.mean, 0)
+                torch.distributed.broadcast(norm.var, 0)
+                torch.distributed.broadcast(norm.count, 0)
+        if self.reward_scaler is not None:
+            self.reward_scaler.update()
+
     def minibatch_loss(self, idx, mb_adv, mb_values, mb_returns, mb):
         """Forward the rows `idx`, backpropagate the PPO loss, write ratios and values back."""
         buf, H = self.buffer, self.cfg['bptt_horizon']
-        state = (buf.start_h[idx], buf.start_c[idx]) if self.state_size else None
-        with self.autocast:
-            logits, values = self.model(buf.observations[idx], state)
+        if self.state_size:   # the LSTM restarts from zero where an episode begins inside a row
+            state = (buf.start_h[idx], buf.start_c[idx])
+            starts = (buf.terminals[idx, :H] + buf.truncations[idx, :H]) > 0
+            with self.autocast:
+                logits, values = self.model(buf.observations[idx], state, starts)
+        else:
+            with self.autocast:
+                logits, values = self.model(buf.observations[idx], None)
         logits, values = to_float(logits), values.float()
         actions = buf.actions[idx].reshape(-1, *buf.actions.shape[2:])
         loss, ratio, stats = ppo_loss(self.cfg, self.action_space, logits, values, actions,
@@ -284,10 +316,13 @@ class Trainer:
                 self.world_size))
             self.global_step = self.epoch_start_step + merged['steps']
             self.losses, self.stop_agreed = merged['losses'], merged['stop']
-            if merged['env_stats']:
-                self.env_stats = merged['env_stats']
-        elif self.episode_sums:
-            self.env_stats = episode_means(self.episode_sums, self.episode_counts)
+            self.epoch_stats = merged['env_stats']
+        else:
+            self.epoch_stats = episode_means(self.episode_sums, self.episode_counts)
+        if not self.epoch_stats.get('n'):   # no episode ended in this epoch: report none
+            self.epoch_stats = {}
+        if self.epoch_stats:    # the dashboard keeps showing the latest episodes
+            self.env_stats = self.epoch_stats
         self.episode_sums.clear()
         self.episode_counts.clear()
         self.epoch_start_step = self.global_step
@@ -298,7 +333,7 @@ class Trainer:
         record = {'agent_steps': self.global_step, 'epoch': self.epoch, 'SPS': self.sps,
                   'uptime': self.uptime}
         record.update({f'losses/{k}': v for k, v in self.losses.items()})
-        record.update({f'environment/{k}': v for k, v in self.env_stats.items()})
+        record.update({f'environment/{k}': v for k, v in self.epoch_stats.items()})
         record.update({f'performance/{k}': v for k, v in self.times.items()})
         return record
 
@@ -323,8 +358,12 @@ def prioritized_sample(advantages, n, alpha, beta):
     """Draw `n` of the S rows without replacement with probability p_i = w_i / sum(w), where
     w_i = (sum_t |A_it|) ** alpha, and return (rows, importance weights (S p_i) ** -beta divided by
     their max). alpha = 0 is uniform sampling. NaN/inf priorities count as 0; a tiny relative floor
-    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly."""
+    keeps n rows drawable when fewer carry all the priority; all-zero priorities sample uniformly.
+    Drawing every row has no sampling bias to correct: the weights are then 1."""
     S = advantages.shape[0]
+    if n >= S:
+        return (torch.randperm(S, device=advantages.device),
+                torch.ones(S, device=advantages.device))
     priority = torch.nan_to_num(advantages.abs().sum(dim=1).pow(alpha), nan=0.0, posinf=0.0)
     total = priority.sum()
     if total > 0:
