@@ -31,9 +31,9 @@ REGISTERS = {
 # Train/policy defaults for image observations (the CNN policy); the lead merges them into
 # pufferlib/trainer/defaults.py. Measured on MinAtar Breakout and ALE Pong (README, "Pixels").
 IMAGE_DEFAULTS = {
-    'train': {'learning_rate': 0.00025, 'update_epochs': 4, 'ent_coef': 0.01,
-              'minibatch_size': 256, 'bptt_horizon': 16},
-    'policy': {'hidden_size': 256},
+    'train': {'learning_rate': 0.0005, 'update_epochs': 4, 'minibatch_size': 128,
+              'bptt_horizon': 32, 'ent_coef': 0.01},
+    'policy': {'hidden_size': 128},
 }
 ATARI_FRAME_STACK = 4   # [env] frame_stack default for ALE ids (84x84 grayscale, frame skip 4)
 
@@ -80,14 +80,14 @@ def import_module(module_name, name, package=None):
 def register_from(module, name):
     """Packages that register their ids only when asked (ale_py, minatar.gym)."""
     import gymnasium
-    if name not in gymnasium.registry:
+    prefix = name.split('/')[0] + '/' if '/' in name else name.split('-')[0] + '-'
+    if not any(key.startswith(prefix) for key in gymnasium.registry):
         if hasattr(module, 'register_envs'):
             module.register_envs()
         else:
             gymnasium.register_envs(module)
     if name not in gymnasium.registry:
-        prefix = name.split('/')[0] + '/' if '/' in name else name.split('-')[0]
-        known = sorted(k for k in gymnasium.registry if k.startswith(prefix))[:6]
+        known = sorted(key for key in gymnasium.registry if key.startswith(prefix))[:6]
         raise APIUsageError(f'unknown env {name!r}; {module.__name__} registers '
                             f'{", ".join(known) or "no such ids"}')
 
