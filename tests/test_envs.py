@@ -109,6 +109,11 @@ def test_module_colon_id_imports_the_module_that_registers_it(tmp_path, monkeypa
 def test_module_colon_id_of_a_missing_module_says_so(capsys):
     assert cli.main(['train', 'nosuchmodule:Thing-v0']) == 2
     assert 'nosuchmodule:Thing-v0 needs nosuchmodule: pip install nosuchmodule' in one_line_error(capsys)
+    assert cli.main(['train', 'json:Thing-v0']) == 2
+    assert "unknown env 'json:Thing-v0': importing json did not register Thing-v0" in one_line_error(capsys)
+    assert cli.main(['train', 'pettingzoo.classic.no_such_game_v0']) == 2
+    assert ("unknown env 'pettingzoo.classic.no_such_game_v0': No module named "
+            "'pettingzoo.classic.no_such_game_v0'") in one_line_error(capsys)
 
 
 @pytest.mark.parametrize('name', ['pettingzoo.classic.connect_four_v3', 'mpe2.simple_spread_v3'])

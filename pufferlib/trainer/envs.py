@@ -15,6 +15,7 @@ Emulated envs whose observation is a dict with an 'action_mask' entry (PettingZo
 games) get an `action_mask(observations)` that reads it, so the policy never picks an illegal move.
 """
 import importlib
+import importlib.util
 
 import numpy as np
 
@@ -50,7 +51,11 @@ def env_creator(name):
         return Match, 'match'
     module_name, colon, _ = name.rpartition(':')
     if colon:
+        import gymnasium
         import_module(module_name, name)
+        if name.rpartition(':')[2] not in gymnasium.registry:
+            raise APIUsageError(f'unknown env {name!r}: importing {module_name} did not register '
+                                f'{name.rpartition(":")[2]} (gymnasium.register in that module does)')
         return gymnasium_creator(name), 'gymnasium'
     for prefix, (module_name, package) in REGISTERS.items():
         if name.startswith(prefix):
@@ -72,7 +77,10 @@ def import_module(module_name, name, package=None):
     try:
         return importlib.import_module(module_name)
     except ImportError as e:
-        package = package or (e.name or module_name).split('.')[0].replace('_', '-')
+        top = (e.name or module_name).split('.')[0]
+        if package is None and importlib.util.find_spec(top) is not None:   # a submodule is missing
+            raise APIUsageError(f'unknown env {name!r}: {e}') from None
+        package = package or top.replace('_', '-')
         raise APIUsageError(f'{name} needs {package}: pip install {package} '
                             f'(import {module_name} failed: {e})') from None
 
