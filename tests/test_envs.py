@@ -141,7 +141,15 @@ def test_action_mask_in_the_observation_dict_is_used(tmp_path, monkeypatch):
     assert train(name, tmp_path / 'unmasked', 2048, '--policy.action_mask', 'false') == 0
     assert illegal[0] > 20     # the check can fail: without the mask, random play is illegal often
     illegal[0] = 0
-    assert train(name, tmp_path / 'masked', 20000) == 0
+    assert train(name, tmp_path / 'masked', 2048) == 0
+    assert illegal[0] == 0
+
+
+@pytest.mark.slow
+def test_twenty_thousand_masked_tictactoe_steps_end_no_game_on_an_illegal_move(tmp_path,
+                                                                                monkeypatch):
+    illegal = count_illegal_moves(monkeypatch)
+    assert train('pettingzoo.classic.tictactoe_v3', tmp_path, 20000) == 0
     assert illegal[0] == 0
 
 
