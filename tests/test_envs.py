@@ -9,6 +9,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from pufferlib.exceptions import APIUsageError
 from pufferlib.trainer import checkpoint, cli
 from pufferlib.trainer.policy import CNN, Default, LSTMWrapper, image_layout, make_policy, to_chw
 
@@ -54,6 +55,8 @@ def test_ale_ids_take_a_frame_stack_key_and_minatar_stacks_on_request():
     with creator(frame_stack=3) as env:
         assert env.single_observation_space.shape == (3, 10, 10, 4)
         assert image_layout(env.single_observation_space) == 'khwc'
+    with pytest.raises(APIUsageError, match=r'env.frame_stack = 0: use an integer >= 1'):
+        creator(frame_stack=0)
 
 
 @pytest.mark.parametrize('name, module, package', [('ALE/Pong-v5', 'ale_py', 'ale-py'),

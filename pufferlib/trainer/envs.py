@@ -109,6 +109,8 @@ def gymnasium_creator(name):
 
     def make_env(buf=None, seed=0, frame_stack=ATARI_FRAME_STACK if atari else 1, **kwargs):
         from pufferlib.emulation import GymnasiumPufferEnv
+        if not isinstance(frame_stack, int) or frame_stack < 1:
+            raise APIUsageError(f'env.frame_stack = {frame_stack!r}: use an integer >= 1')
         if atari:
             kwargs.setdefault('obs_type', 'grayscale')   # ALE's frameskip: 4 in v5
         try:
@@ -120,8 +122,6 @@ def gymnasium_creator(name):
         if env_id.startswith(('MiniGrid-', 'BabyAI-')):
             from minigrid.wrappers import ImgObsWrapper
             env = ImgObsWrapper(env)
-        if not isinstance(frame_stack, int) or frame_stack < 1:
-            raise APIUsageError(f'env.frame_stack = {frame_stack!r}: use an integer >= 1')
         if frame_stack > 1:
             env = gymnasium.wrappers.FrameStackObservation(env, frame_stack)
         return with_dict_action_mask(GymnasiumPufferEnv(env, buf=buf, seed=seed))
