@@ -1,12 +1,12 @@
 """`puffer train|eval|play|bench|sweep ENV [--config PATH] [--section.key value ...]`.
 
 ENV is an Ocean game (breakout, connect4, triple_triad, squared), `match` (the NumPy example env),
-a Gymnasium id (CartPole-v1) or a PettingZoo module (pettingzoo.butterfly.pistonball_v6), the last
-two through pufferlib.emulation. torch is imported only by train, eval and the trainer half of
+a Gymnasium id (CartPole-v1, ALE/Pong-v5), `module:EnvId` or a PettingZoo module
+(pettingzoo.classic.connect_four_v3), the last three through pufferlib.emulation (envs.py). torch
+is imported only by train, eval and the trainer half of
 bench: `puffer play` and the env half of `puffer bench` work without it.
 """
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -24,30 +24,9 @@ USAGE = """puffer train ENV [--config PATH] [--resume PATH] [--section.key value
 
 
 def env_creator(name):
-    """(creator, kind): a callable taking the [env] kwargs, and 'ocean', 'match', 'gymnasium' or
-    'pettingzoo'."""
-    from pufferlib import ocean
-    if name in ocean.ENVS:
-        return ocean.env_creator(name), 'ocean'
-    if name == 'match':
-        from pufferlib.examples import Match
-        return Match, 'match'
-    if name.startswith('pettingzoo.'):
-        try:
-            module = importlib.import_module(name)
-        except ImportError as e:
-            raise APIUsageError(f'cannot import PettingZoo env {name!r}: {e}') from None
-        from pufferlib.emulation import PettingZooPufferEnv
-        return (lambda buf=None, seed=0, report_interval=128, **kw: PettingZooPufferEnv(
-            module.parallel_env(**kw), buf=buf, seed=seed, report_interval=report_interval)), 'pettingzoo'
-    import gymnasium
-    if name in gymnasium.registry:
-        from pufferlib.emulation import GymnasiumPufferEnv
-        return (lambda buf=None, seed=0, report_interval=128, **kw: GymnasiumPufferEnv(
-            gymnasium.make(name, **kw), buf=buf, seed=seed, report_interval=report_interval)), 'gymnasium'
-    raise APIUsageError(f'unknown env {name!r}: use an Ocean game ({", ".join(sorted(ocean.ENVS))}), '
-                        'match, a Gymnasium id such as CartPole-v1, or a PettingZoo module such as '
-                        'pettingzoo.butterfly.pistonball_v6')
+    """(creator, kind) of the env `name` names (pufferlib/trainer/envs.py)."""
+    from pufferlib.trainer.envs import env_creator as named_env
+    return named_env(name)
 
 
 def make_vecenv(name, config, **env_overrides):

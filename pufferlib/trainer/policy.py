@@ -139,6 +139,67 @@ class Default(nn.Module):
         return self.mask(logits, obs), values
 
 
+def image_layout(space):
+    """How an image observation space is laid out: 'hw' (one channel), 'chw', 'hwc', 'kchw' or
+    'khwc' (a stack of k frames of either), or None when `space` is not an image (a uint8 or bool
+    Box of 2 to 4 dims whose height and width are at least 5). The channel axis is the shorter of
+    the first and last axes."""
+    if not isinstance(space, spaces.Box) or space.dtype not in (np.uint8, np.bool_):
+        return None
+    shape = space.shape
+    if len(shape) == 2:
+        layout, (h, w) = 'hw', shape
+    elif len(shape) == 3:
+        layout = 'chw' if shape[0] < shape[-1] else 'hwc'
+        h, w = shape[1:] if layout == 'chw' else shape[:2]
+    elif len(shape) == 4:
+        layout = 'kchw' if shape[1] < shape[-1] else 'khwc'
+        h, w = shape[2:] if layout == 'kchw' else shape[1:3]
+    else:
+        return None
+    return layout if min(h, w) >= 5 else None
+
+
+def to_chw(obs, layout):
+    """A batch of images (B, *shape) as float (B, channels, H, W), uint8 scaled by 1/255."""
+    if layout == 'hwc':
+        obs = obs.permute(0, 3, 1, 2)
+    elif layout == 'khwc':
+        obs = obs.permute(0, 1, 4, 2, 3)
+    if layout == 'hw':
+        obs = obs.unsqueeze(1)
+    elif layout in ('kchw', 'khwc'):
+        obs = obs.reshape(obs.shape[0], -1, *obs.shape[-2:])
+    return obs.float() / 255 if obs.dtype == torch.uint8 else obs.float()
+
+
+class CNN(Default):
+    """The default policy's heads over a convolutional encoder, for image observations (see
+    image_layout). Images of at least 36x36 get the NatureCNN encoder (DQN, Mnih et al. 2015:
+    8x8/4, 4x4/2, 3x3/1 convolutions, then hidden_size units), smaller grids such as MinAtar's
+    10x10 one 3x3 convolution of 16 channels (Young & Tian 2019) before hidden_size units."""
+
+    def __init__(self, observation_space, action_space, hidden_size=512, num_layers=1,
+                 emulated=None, action_mask=None):
+        super().__init__(observation_space, action_space, hidden_size, 0, emulated, action_mask)
+        self.layout = image_layout(observation_space)
+        if self.layout is None:
+            raise TypeError(f'{observation_space} is not an image observation space')
+        channels, h, w = to_chw(torch.zeros(1, *observation_space.shape), self.layout).shape[1:]
+        if min(h, w) >= 36:
+            convs = [layer_init(nn.Conv2d(channels, 32, 8, stride=4)), nn.ReLU(),
+                     layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+                     layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten()]
+        else:
+            convs = [layer_init(nn.Conv2d(channels, 16, 3, padding=1)), nn.ReLU(), nn.Flatten()]
+        with torch.no_grad():
+            size = nn.Sequential(*convs)(torch.zeros(1, channels, h, w)).shape[1]
+        self.encoder = nn.Sequential(*convs, layer_init(nn.Linear(size, hidden_size)), nn.ReLU())
+
+    def encode(self, obs):
+        return self.encoder(to_chw(obs, self.layout))
+
+
 class LSTMWrapper(nn.Module):
     """Puts an LSTM between `policy.encode` and `policy.decode`. Training runs `nn.LSTM` over whole
     rows `(B, T)`; the rollout steps an `nn.LSTMCell` that shares the same weight tensors. Only the
@@ -193,16 +254,20 @@ class LSTMWrapper(nn.Module):
 
 def make_policy(env, hidden_size=128, num_layers=1, lstm=True, action_mask=True,
                 normalize_observations=False, separate_critic=False):
-    """The default policy for a (vector) env, LSTM-wrapped if `lstm`. With `action_mask`, the env's
+    """The default policy for a (vector) env (CNN for image observations, which take neither
+    normalize_observations nor separate_critic), LSTM-wrapped if `lstm`. With `action_mask`, the env's
     `action_mask(observations)` (looked up on the vector env's driver env) masks the logits."""
     if separate_critic and lstm:
         raise APIUsageError('policy.separate_critic needs policy.lstm = False (the LSTM feeds '
                             'both heads)')
     driver = getattr(env, 'driver_env', env)
     mask = getattr(driver, 'action_mask', None) if action_mask else None
-    policy = Default(env.single_observation_space, env.single_action_space, hidden_size,
-                     num_layers, getattr(env, 'emulated', None), mask, normalize_observations,
-                     separate_critic)
+    args = (env.single_observation_space, env.single_action_space, hidden_size, num_layers,
+            getattr(env, 'emulated', None), mask)
+    if image_layout(env.single_observation_space):
+        policy = CNN(*args)
+    else:
+        policy = Default(*args, normalize_observations, separate_critic)
     return LSTMWrapper(policy) if lstm else policy
 
 
