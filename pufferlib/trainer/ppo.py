@@ -26,6 +26,7 @@ from pufferlib.trainer import checkpoint, distributed, video
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.config import validate
+from pufferlib.trainer.muon import Muon
 from pufferlib.trainer.normalize import ReturnScaler
 from pufferlib.trainer.policy import logprob_entropy, state_size
 from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
@@ -68,8 +69,9 @@ def derived_sizes(cfg, num_agents, world_size=1):
     return batch, batch // H, mb // H, accumulate, epochs
 
 
-def make_optimizers(policy, cfg):
-    """Adam, or Muon for the 2-D weight matrices plus Adam for everything else."""
+def make_optimizers(policy, cfg, precision='bfloat16'):
+    """Adam, or Muon for the 2-D weight matrices plus Adam for everything else. Muon's
+    Newton-Schulz iteration runs in `precision` (float32 where bfloat16 is emulated slowly)."""
     params = [p for p in policy.parameters() if p.requires_grad]
     adam_kw = dict(lr=cfg['learning_rate'], betas=(cfg['adam_beta1'], cfg['adam_beta2']),
                    eps=cfg['adam_eps'])
@@ -79,9 +81,8 @@ def make_optimizers(policy, cfg):
         raise APIUsageError(f"train.optimizer is {cfg['optimizer']!r}: use 'muon' or 'adam'")
     matrices = [p for p in params if p.ndim == 2]
     others = [p for p in params if p.ndim != 2]
-    optimizers = [torch.optim.Muon(matrices, lr=cfg['learning_rate'], weight_decay=0.0,
-                                   momentum=cfg['adam_beta1'],
-                                   adjust_lr_fn=cfg['muon_adjust_lr'])]
+    optimizers = [Muon(matrices, lr=cfg['learning_rate'], momentum=cfg['adam_beta1'],
+                       adjust_lr_fn=cfg['muon_adjust_lr'], ns_dtype=getattr(torch, precision))]
     if others:
         optimizers.append(torch.optim.Adam(others, **adam_kw))
     return optimizers
@@ -146,8 +147,8 @@ class Trainer:
         # train.normalize_rewards: rewards divided by the running std of the discounted return
         self.reward_scaler = (ReturnScaler(N, cfg['gamma']).to(self.device)
                               if cfg['normalize_rewards'] else None)
-        self.optimizers = make_optimizers(policy, cfg)
         self.precision = resolve_precision(cfg['precision'], self.device)
+        self.optimizers = make_optimizers(policy, cfg, self.precision)
         self.autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                                        enabled=self.precision == 'bfloat16')
         self.global_step = self.epoch = 0
