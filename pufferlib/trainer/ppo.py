@@ -471,7 +471,7 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
                 dashboard.update(trainer, record)
             if trainer.epoch % cfg['checkpoint_interval'] == 0:
                 trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config)
-            if writer and cfg['video_interval'] and trainer.epoch % cfg['video_interval'] == 0:
+            if writer and cfg.get('video_interval') and trainer.epoch % cfg['video_interval'] == 0:
                 video.record_clip(env_name, config, policy,
                                   trainer.run_dir / f'video_{trainer.epoch:06d}.mp4')
             if trainer.stop_agreed:     # Ctrl-C under torchrun, agreed on by every rank
