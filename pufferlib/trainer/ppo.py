@@ -24,6 +24,7 @@ from pufferlib.trainer import checkpoint, distributed
 from pufferlib.trainer.advantage import compute_advantage
 from pufferlib.trainer.buffer import SegmentBuffer
 from pufferlib.trainer.config import validate
+from pufferlib.trainer.muon import Float32Muon
 from pufferlib.trainer.policy import logprob_entropy, state_size
 from pufferlib.trainer.rollout import (add_episode_stats, agent_states, episode_means, policy_step,
                                        to_float)
@@ -76,7 +77,10 @@ def make_optimizers(policy, cfg):
         raise APIUsageError(f"train.optimizer is {cfg['optimizer']!r}: use 'muon' or 'adam'")
     matrices = [p for p in params if p.ndim == 2]
     others = [p for p in params if p.ndim != 2]
-    optimizers = [torch.optim.Muon(matrices, lr=cfg['learning_rate'], weight_decay=0.0,
+    # float32 training: Newton-Schulz in float32 too (torch's bfloat16 one is slow without AMX)
+    muon_class = (Float32Muon if resolve_precision(cfg['precision'], cfg['device']) == 'float32'
+                  else torch.optim.Muon)
+    optimizers = [muon_class(matrices, lr=cfg['learning_rate'], weight_decay=0.0,
                                    momentum=cfg['adam_beta1'],
                                    adjust_lr_fn=cfg['muon_adjust_lr'])]
     if others:
