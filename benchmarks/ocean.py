@@ -2,10 +2,12 @@
 
 One process at num_envs 1 / 64 / 1024, and 1024 sub-envs under pufferlib.vector.Multiprocessing
 (2 workers x 1 env object of 512 sub-envs) with its ratio to one process (target >= 1.8x). The
-random actions are generated before timing. The baseline column is the published PufferLib 3.0
-figure for the same game (one process, 1024 envs) measured on this machine kind (issue 3).
+random actions are generated before timing. With --baseline-python, the published PufferLib 3.0's
+same game (one process, 1024 envs, random actions) is measured in the same run, by its own Python,
+and the ratio printed. The CPU is named in the output.
 
     python benchmarks/ocean.py [--quick] [--seconds S] [--envs breakout,connect4] [--kwargs features=True]
+                               [--baseline-python /work/pufferlib3/bin/python]
 """
 import argparse
 import ast
@@ -14,9 +16,9 @@ import time
 import numpy as np
 
 import pufferlib.ocean
+import baseline
 
-# Published PufferLib 3.0, one process, 1024 envs, random actions (M agent-steps/s; issue 3).
-BASELINE = {'breakout': '4.0', 'triple_triad': '8-9', 'connect4': '0.04'}
+BASELINE_GAMES = ('breakout', 'connect4', 'triple_triad')   # those PufferLib 3.0 also has
 SIZES = (1, 64, 1024)
 
 
@@ -82,6 +84,7 @@ def main():
                         help='comma-separated Ocean env names')
     parser.add_argument('--kwargs', default='',
                         help='constructor arguments for every env, comma-separated, e.g. features=True')
+    baseline.add_argument(parser)
     args = parser.parse_args()
     seconds = 0.1 if args.quick else args.seconds
     names = args.envs.split(',')
@@ -90,9 +93,10 @@ def main():
     if kwargs:
         print('every env with', ', '.join(f'{k}={v!r}' for k, v in kwargs.items()))
     header = (f'{"env":<14}' + ''.join(f'{f"{n} env" + ("s" if n > 1 else ""):>11}' for n in SIZES)
-              + f'{"MP 2x512":>11}{"MP/1proc":>10}{"published@1024":>16}{"ours/pub":>10}')
-    print('M agent-steps/s, random actions, best of 3 timings (on a shared machine compare ratios '
-          'from one run)')
+              + f'{"MP 2x512":>11}{"MP/1proc":>10}{"PL3.0@1024":>12}{"ours/PL3.0":>11}')
+    print(f'M agent-steps/s, random actions, best of 3 timings, on {baseline.cpu_description()}')
+    if not args.baseline_python:
+        print('PufferLib 3.0 columns: not measured (pass --baseline-python PATH)')
     print(header)
     print('-' * len(header))
     missing_vector = False
@@ -100,13 +104,16 @@ def main():
         rates = [one_process(name, n, seconds, kwargs) for n in SIZES]
         mp = multiprocessing(name, seconds, kwargs)
         missing_vector |= mp is None
-        published = BASELINE.get(name)
-        low = float(published.split('-')[0]) if published else None
+        theirs = None
+        if args.baseline_python and name in BASELINE_GAMES and not kwargs:
+            theirs = baseline.run(args.baseline_python, 'env', name, 1024, seconds)['sps']
         row = f'{name:<14}' + ''.join(f'{r / 1e6:>11.3f}' for r in rates)
         row += f'{mp / 1e6:>11.3f}{mp / rates[-1]:>9.2f}x' if mp else f'{"n/a":>11}{"n/a":>10}'
-        row += f'{published or "-":>16}' + (f'{rates[-1] / 1e6 / low:>9.2f}x' if low else f'{"-":>10}')
+        row += (f'{theirs / 1e6:>12.3f}{rates[-1] / theirs:>10.2f}x' if theirs
+                else f'{"-":>12}{"-":>11}')
         print(row, flush=True)
-    print('ours/pub: ours at 1024 envs over the published figure (its low end for a range)')
+    print('ours/PL3.0: ours at 1024 envs, one process, over PufferLib 3.0 at 1024 envs measured '
+          'just after it in this run')
     if missing_vector:
         print('MP columns: pufferlib.vector is not importable in this checkout')
 

@@ -15,10 +15,11 @@ fresh process (torchrun for R > 1), run in interleaved rounds (--rounds) so that
 slows each alike; the medians are printed with ratios to 1 rank x 1 thread measured in the same
 run and to the published trainer.
 
-Baselines, printed as ratios:
+Baselines, printed as ratios, measured in the same run on the CPU named in the output:
   * env-only SPS with random actions (the ceiling the trainer approaches as the network shrinks);
-  * PUBLISHED_SPS below: the published PufferLib 3.0 trainer on 2 cores of this machine kind
-    (issue 5). It cannot be re-run here; the figures are constants, named as such in the output.
+  * with --baseline-python PATH (a venv holding the published PufferLib 3.0): its own trainer at
+    the CPU size (LSTM 128, 256 envs, batch 16384, minibatch 4096, float32, one torch thread, its
+    ini otherwise), run by its Python through pufferlib3_side.py, in the same interleaved rounds.
 """
 import argparse
 import json
@@ -33,11 +34,9 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pufferlib.trainer import cli  # noqa: E402
+import baseline  # noqa: E402
 
-PUBLISHED_SPS = {'breakout': 60_000, 'connect4': 26_000, 'triple_triad': 55_000}
-PUBLISHED_SCORE = {'breakout': 'mean score ~470 at 10 min (best 590)',
-                   'connect4': '~98.5% wins at 10 min vs its depth-3 opponent',
-                   'triple_triad': 'win rate plateaus ~73% vs its random bot'}
+BASELINE_GAMES = ('breakout', 'connect4', 'triple_triad')   # those PufferLib 3.0 also has
 TARGET = {'breakout': ('score', 600, 600), 'connect4': ('perf', 0.99, 300),
           'triple_triad': ('perf', 0.85, 600)}
 SPS_SIZE = ['--env.num_envs', '256', '--train.batch_size', '16384', '--train.minibatch_size',
@@ -117,9 +116,17 @@ def measure_trainer_sps(game, overrides, seconds, threads, ranks):
     return float(lines[-1].split()[1])
 
 
-def sps_table(game, overrides, seconds, threads_list, ranks_list, rounds, env_sps):
-    """Interleaved rounds over (size, ranks, threads); prints medians and ratios."""
-    published = PUBLISHED_SPS.get(game)
+def baseline_sps(python, game, seconds):
+    """The published PufferLib 3.0 trainer's agent-steps/s at the CPU size, or None."""
+    if not python or game not in BASELINE_GAMES:
+        return None
+    return baseline.run(python, 'train', game, seconds)['sps']
+
+
+def sps_table(game, overrides, seconds, threads_list, ranks_list, rounds, env_sps, python=None):
+    """Interleaved rounds over (size, ranks, threads) and the baseline; prints medians and
+    ratios."""
+    theirs = []
     sizes = {'LSTM 128 / 256 envs / batch 16384 / minibatch 4096': SPS_SIZE + overrides,
              f'committed {game} config': list(overrides)}
     combos = [(size, r, t) for size in sizes for r in ranks_list for t in threads_list]
@@ -130,14 +137,22 @@ def sps_table(game, overrides, seconds, threads_list, ranks_list, rounds, env_sp
             results[combo].append(measure_trainer_sps(game, sizes[size], seconds, t, r))
             print(f'  round {round_ + 1}: {size}, {r} rank(s) x {t} thread(s): '
                   f'{results[combo][-1]:,.0f} SPS', flush=True)
+        sps = baseline_sps(python, game, seconds)
+        if sps is not None:
+            theirs.append(sps)
+            print(f'  round {round_ + 1}: PufferLib 3.0 trainer, CPU size: {sps:,.0f} SPS', flush=True)
+    published = statistics.median(theirs) if theirs else None
+    print(f'on {baseline.cpu_description()}:')
+    if published:
+        print(f'PufferLib 3.0 trainer, CPU size, 1 process x 1 thread: {published:>10,.0f} '
+              f'agent-steps/s (median of {rounds} rounds of this run)')
     for size in sizes:
         print(f'{game}: trainer SPS, {size} (median of {rounds} rounds of {seconds:.0f} s):')
         base = statistics.median(results[(size, ranks_list[0], threads_list[0])])
         for r in ranks_list:
             for t in threads_list:
                 sps = statistics.median(results[(size, r, t)])
-                ratio = f', {sps / published:.2f}x the published trainer ({published:,})' \
-                    if published else ''
+                ratio = f', {sps / published:.2f}x PufferLib 3.0' if published else ''
                 print(f'  {r} rank(s) x {t} thread(s): {sps:>10,.0f} agent-steps/s  '
                       f'{sps / base:.2f}x {ranks_list[0]} rank x {threads_list[0]} thread'
                       f'{ratio}  ({sps / env_sps:.1%} of env-only)', flush=True)
@@ -215,6 +230,7 @@ def main():
     parser.add_argument('--seconds', type=float, default=10.0, help='per SPS measurement')
     parser.add_argument('--sps-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--out', default='benchmarks/results')
+    baseline.add_argument(parser)
     parser.add_argument('--eval-episodes', type=int, default=1000,
                         help='evaluate the final policy on this many episodes (0: skip)')
     args, overrides = parser.parse_known_args()
@@ -227,20 +243,24 @@ def main():
     config = cli.load(game, overrides)
     with cli.make_vecenv(game, config) as vecenv:
         env_sps = cli.bench_env(vecenv, min(args.seconds, 5.0))
-    print(f'{game}: env only (random actions) {env_sps:,.0f} agent-steps/s', flush=True)
-    published = PUBLISHED_SPS.get(game)
+    print(f'{game}: env only (random actions) {env_sps:,.0f} agent-steps/s, on '
+          f'{baseline.cpu_description()}', flush=True)
 
     if args.sps_only:
         return sps_table(game, overrides, args.seconds, [int(t) for t in args.threads.split(',')],
-                         [int(r) for r in args.ranks.split(',')], args.rounds, env_sps)
+                         [int(r) for r in args.ranks.split(',')], args.rounds, env_sps,
+                         args.baseline_python)
+    published = baseline_sps(args.baseline_python, game, args.seconds)
+    if published:
+        print(f'PufferLib 3.0 trainer, CPU size: {published:,.0f} agent-steps/s (this run)')
 
     points, config, policy = learning_curve(game, overrides, args.minutes, out / 'runs')
     steps, seconds = points[-1][1], points[-1][0]
     mean_sps = steps / seconds
     print(f'{game}: {steps:,} steps in {seconds:.0f} s = {mean_sps:,.0f} agent-steps/s on average '
           f'({mean_sps / env_sps:.1%} of env-only'
-          + (f', {mean_sps / published:.2f}x the published trainer ({published:,}, its own config)'
-             if published else '') + ')')
+          + (f', {mean_sps / published:.2f}x the PufferLib 3.0 trainer at the CPU size, this run'
+             if published else '') + f') on {baseline.cpu_description()}')
     if game in TARGET:
         key, goal, limit = TARGET[game]
         curve = trailing_means(points, key, WINDOW)
@@ -249,8 +269,7 @@ def main():
         first = next((t for t, v in within if v >= goal), None)
         print(f'{game}: target {key} >= {goal} within {limit // 60} min, as the mean over the '
               f'episodes of the last {WINDOW} s: best {best:.4g}, final {curve[-1][1]:.4g}, '
-              + (f'first reached at {first:.0f} s' if first is not None else 'not reached')
-              + f'; published: {PUBLISHED_SCORE[game]}')
+              + (f'first reached at {first:.0f} s' if first is not None else 'not reached'))
     evals = {}
     if args.eval_episodes:
         evals = final_eval(game, config, policy, args.eval_episodes)
@@ -260,7 +279,8 @@ def main():
     stamp = time.strftime('%Y%m%d_%H%M%S')
     png = out / f'train_{game}_{stamp}.png'
     with open(png.with_suffix('.json'), 'w') as f:
-        json.dump({'game': game, 'overrides': overrides, 'env_sps': env_sps, 'eval': evals,
+        json.dump({'game': game, 'overrides': overrides, 'cpu': baseline.cpu_description(),
+                   'env_sps': env_sps, 'baseline_sps': published, 'eval': evals,
                    'points': [{'seconds': p[0], 'steps': p[1], 'sps': p[2], **p[3]} for p in points]},
                   f)
     try:
