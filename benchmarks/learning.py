@@ -168,7 +168,8 @@ def plot(paths, out):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     results = [json.loads(Path(p).read_text()) for p in paths]
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(max(7.0, 4.2 * len(results)), 3.6),
+                             squeeze=False)
     for ax, result in zip(axes[0], results):
         for label, run in result['runs'].items():
             if run['points']:
@@ -177,6 +178,7 @@ def plot(paths, out):
         ax.axhline(result['target'], color='gray', linestyle=':', linewidth=1)
         ax.set_title(result['env'])
         ax.set_xlabel('agent steps')
+        ax.xaxis.set_major_formatter(lambda x, _: f'{x / 1e3:.0f}k')
         ax.set_ylabel('mean return, last 100 episodes')
         ax.legend(fontsize=7)
     fig.suptitle(f'PPO, committed defaults vs SB3 + rl-zoo, 1 torch thread ({CPU})', fontsize=9)

@@ -143,6 +143,13 @@ def train_until(env_id, steps, target, tmp_path, *overrides):
     return last100(), trainer.global_step
 
 
+def test_cartpole_learns_quickly_with_the_committed_defaults(tmp_path):
+    """The smoke variant of the test below: a random policy averages about 22."""
+    mean, steps = train_until('CartPole-v1', 25_000, 150, tmp_path)
+    assert mean >= 150, (mean, steps)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_cartpole_is_solved_with_the_committed_defaults(tmp_path):
     """CartPole-v1 to a mean of 475 over the last 100 episodes within 100k steps."""
@@ -153,7 +160,8 @@ def test_cartpole_is_solved_with_the_committed_defaults(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize('env_id, steps, target', [
-    ('Acrobot-v1', 300_000, -100),
+    pytest.param('Acrobot-v1', 300_000, -100, marks=pytest.mark.xfail(
+        reason='issue 10: entropy collapses before the goal is found (-500 at 300k)')),
     ('Pendulum-v1', 500_000, -200),
     ('LunarLander-v3', 1_000_000, 200),
 ])
