@@ -96,7 +96,7 @@ def test_trainer_and_eval_report_the_same_episode_means():
     config['train'].update(bptt_horizon=4, batch_size=8 * 32, minibatch_size=64, seed=5)
     env = Match(num_envs=8, report_interval=32)
     policy = make_policy(env, 16, 1, lstm=False)
-    stats = cli.evaluate(Match(num_envs=8, report_interval=32), policy, config, episodes=1)
+    stats = cli.evaluate(Match(num_envs=8, report_interval=32), policy, config, episodes=32)
     trainer = ppo.Trainer(config['train'], env, policy)
     trainer.rollout()
     trainer.epoch_summary()
