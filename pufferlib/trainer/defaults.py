@@ -9,16 +9,35 @@ import numpy as np
 from gymnasium import spaces
 
 
-def is_image(space):
-    """uint8 observations of rank 3 (HxWxC or CxHxW)."""
-    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+def image_layout(space):
+    """How an image observation space is laid out: 'hw' (one channel), 'chw', 'hwc', 'kchw' or
+    'khwc' (a stack of k frames of either), or None when `space` is not an image (a uint8 or bool
+    Box of 2 to 4 dims whose height and width are at least 5). The channel axis is the shorter of
+    the first and last axes."""
+    if not isinstance(space, spaces.Box) or space.dtype not in (np.uint8, np.bool_):
+        return None
+    shape = space.shape
+    if len(shape) == 2:
+        layout, (h, w) = 'hw', shape
+    elif len(shape) == 3:
+        layout = 'chw' if shape[0] < shape[-1] else 'hwc'
+        h, w = shape[1:] if layout == 'chw' else shape[:2]
+    elif len(shape) == 4:
+        layout = 'kchw' if shape[1] < shape[-1] else 'khwc'
+        h, w = shape[2:] if layout == 'kchw' else shape[1:3]
+    else:
+        return None
+    return layout if min(h, w) >= 5 else None
 
 
 def defaults_for(observation_space, action_space, episode_length=None):
     """{section: {key: value}} for an env observing `observation_space` and acting in
     `action_space`; `episode_length` is its time limit when known (None: unknown)."""
-    if is_image(observation_space):
-        return {}   # the CNN profile (issue 10, items 2-3)
+    if image_layout(observation_space) is not None:
+        # the CNN policy (policy.CNN): measured on MinAtar Breakout and ALE Pong
+        return {'train': {'learning_rate': 0.0005, 'update_epochs': 4, 'minibatch_size': 128,
+                          'bptt_horizon': 32, 'ent_coef': 0.01},
+                'policy': {'hidden_size': 128}}
     # Cheap vector-observation envs: many passes over small rollouts (PPO's clip then acts),
     # Adam at a standard step and eps (1e-12 let noise drive Acrobot's policy deterministic),
     # no prioritized replay, normalized observations, actor and critic apart.

@@ -29,13 +29,6 @@ REGISTERS = {
     'BabyAI-': ('minigrid', 'minigrid'),
 }
 
-# Train/policy defaults for image observations (the CNN policy); the lead merges them into
-# pufferlib/trainer/defaults.py. Measured on MinAtar Breakout and ALE Pong (README, "Pixels").
-IMAGE_DEFAULTS = {
-    'train': {'learning_rate': 0.0005, 'update_epochs': 4, 'minibatch_size': 128,
-              'bptt_horizon': 32, 'ent_coef': 0.01},
-    'policy': {'hidden_size': 128},
-}
 ATARI_FRAME_STACK = 4   # [env] frame_stack default for ALE ids (84x84 grayscale, frame skip 4)
 
 

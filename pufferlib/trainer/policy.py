@@ -18,6 +18,7 @@ from gymnasium import spaces
 from torch import nn
 
 from pufferlib.exceptions import APIUsageError
+from pufferlib.trainer.defaults import image_layout
 from pufferlib.trainer.normalize import RunningNorm
 
 MASKED_LOGIT = -1e9   # not -inf: softmax, entropy and their gradients stay finite (0 * -1e9 = 0)
@@ -137,27 +138,6 @@ class Default(nn.Module):
         obs = obs.reshape(-1, *obs.shape[2:])
         logits, values = self.heads(obs)
         return self.mask(logits, obs), values
-
-
-def image_layout(space):
-    """How an image observation space is laid out: 'hw' (one channel), 'chw', 'hwc', 'kchw' or
-    'khwc' (a stack of k frames of either), or None when `space` is not an image (a uint8 or bool
-    Box of 2 to 4 dims whose height and width are at least 5). The channel axis is the shorter of
-    the first and last axes."""
-    if not isinstance(space, spaces.Box) or space.dtype not in (np.uint8, np.bool_):
-        return None
-    shape = space.shape
-    if len(shape) == 2:
-        layout, (h, w) = 'hw', shape
-    elif len(shape) == 3:
-        layout = 'chw' if shape[0] < shape[-1] else 'hwc'
-        h, w = shape[1:] if layout == 'chw' else shape[:2]
-    elif len(shape) == 4:
-        layout = 'kchw' if shape[1] < shape[-1] else 'khwc'
-        h, w = shape[2:] if layout == 'kchw' else shape[1:3]
-    else:
-        return None
-    return layout if min(h, w) >= 5 else None
 
 
 def to_chw(obs, layout):
