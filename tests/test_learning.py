@@ -55,7 +55,9 @@ def test_profile_is_chosen_by_traits_and_only_for_envs_without_an_ini():
     assert discrete['train']['update_epochs'] > 1 and discrete['policy']['normalize_observations']
     assert not discrete['train']['normalize_rewards']
     assert continuous['train']['normalize_rewards'] and continuous['policy']['separate_critic']
-    assert defaults_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), spaces.Discrete(6)) == {}
+    image = defaults_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), spaces.Discrete(6))
+    assert image['policy'] == {'hidden_size': 128} and image['train']['ent_coef'] == 0.01
+    assert 'normalize_observations' not in image['policy']   # the CNN scales uint8 by 1/255
     # an env with its own ini keeps it; the command line wins over the profile
     assert load_config('breakout', profile=discrete)['train']['update_epochs'] == \
         load_config('breakout')['train']['update_epochs']
