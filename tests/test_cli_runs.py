@@ -68,6 +68,6 @@ def test_an_env_usage_error_is_one_line(vec):
                              '--env.num_envs', '0', *vec], capture_output=True, text=True,
                             timeout=120, env=env, cwd=Path(__file__).parent.parent)
     assert result.returncode == 2
-    assert result.stderr == ('puffer train: error: env 0: Breakout.num_agents is 0: it must be an '
-                             'integer >= 1 (in its constructor)\n')
+    assert result.stderr == ('puffer train: error: env 0: Breakout: num_envs is 0: it must be an '
+                             'integer in [1, 16777216] (in its constructor)\n')
     assert result.stdout == ''
