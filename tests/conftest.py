@@ -79,3 +79,14 @@ def vecs():
     left = psutil.wait_procs([p for p in our_processes() if p.pid not in before], timeout=2)[1]
     assert not left, f'processes left behind: {left}'
     assert alive_actors() <= actors, 'Ray actors left behind'
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small tensors run fastest so and do not fight other
+    processes for the cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

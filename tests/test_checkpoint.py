@@ -21,12 +21,8 @@ from pufferlib.trainer.config import load_config
 from pufferlib.trainer.policy import make_policy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread (conftest.py's one_thread)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def small_config(tmp_path, **train):

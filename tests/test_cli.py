@@ -67,9 +67,11 @@ def test_train_resume_eval(game, tmp_path, capsys):
     assert 'checkpoint_000004.pt' in out and 'episodes:' in out
 
 
-def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
-    """SIGINT to the whole process group (what a terminal's Ctrl-C does) with Multiprocessing
-    workers: one checkpoint, exit code 130, no process left behind."""
+@pytest.mark.parametrize('how', ['ctrl_c', 'sigterm'])
+def test_a_stop_signal_saves_a_checkpoint_and_leaves_no_workers(tmp_path, how):
+    """With Multiprocessing workers, SIGINT to the whole process group (what a terminal's Ctrl-C
+    does; exit code 130) and SIGTERM to the main process only (kill PID, docker stop; 143 = 128 +
+    15) both write a final checkpoint and leave no process behind."""
     command = [str(Path(sys.executable).with_name('puffer')), 'train', 'squared',
                '--vec.backend', 'multiprocessing', '--vec.num_envs', '2', '--vec.num_workers', '2',
                '--env.num_envs', '8', '--train.total_timesteps', '100000000',
@@ -89,50 +91,27 @@ def test_ctrl_c_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
         import psutil
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2
-        os.killpg(proc.pid, signal.SIGINT)
+        if how == 'ctrl_c':
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=240)
     finally:
         guard.cancel()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
-    assert 'interrupted: saved' in out
-    assert err.count('KeyboardInterrupt') == 0, err
-    run = only_run(tmp_path)
-    payload = checkpoint.load_checkpoint(run)
-    assert payload['trainer']['global_step'] > 0
+    if how == 'ctrl_c':
+        assert proc.returncode == 130, err
+        assert 'interrupted: saved' in out
+        assert err.count('KeyboardInterrupt') == 0, err
+    else:
+        assert proc.returncode == 143, err
+        assert 'stopped by SIGTERM: saved' in out, out[-2000:]
+    payload = checkpoint.load_checkpoint(only_run(tmp_path))
+    assert payload['trainer']['global_step'] > 0 and payload['trainer']['epoch'] >= 1
+    assert str(payload['path']) in out
     _, alive = psutil.wait_procs(children, timeout=60)
     assert not [c for c in alive if c.status() != 'zombie']
-
-
-def test_sigterm_saves_a_checkpoint_and_leaves_no_workers(tmp_path):
-    """SIGTERM to the main process only (kill PID, docker stop) with Multiprocessing workers: as
-    Ctrl-C, a final checkpoint and no process left behind; exit code 143 (128 + 15)."""
-    command = [str(Path(sys.executable).with_name('puffer')), 'train', 'squared',
-               '--vec.backend', 'multiprocessing', '--vec.num_envs', '2', '--vec.num_workers', '2',
-               '--env.num_envs', '8', '--train.total_timesteps', '100000000',
-               '--train.data_dir', str(tmp_path), *SMALL]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(), start_new_session=True)
-    try:
-        for line in proc.stdout:
-            if line.startswith('epoch 1 |'):
-                break
-        import psutil
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 2
-        os.kill(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 143, err
-    assert 'stopped by SIGTERM: saved' in out, out[-2000:]
-    payload = checkpoint.load_checkpoint(only_run(tmp_path))
-    assert payload['trainer']['epoch'] >= 1
-    assert str(payload['path']) in out
-    psutil.wait_procs(children, timeout=10)
-    assert not [c for c in children if c.is_running() and c.status() != 'zombie']
 
 
 def test_bench_prints_env_and_trainer_sps(capsys):

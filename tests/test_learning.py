@@ -13,12 +13,8 @@ from pufferlib.trainer.normalize import ReturnScaler, RunningNorm
 from pufferlib.trainer.policy import logprob_entropy, make_policy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread (conftest.py's one_thread)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def test_running_norm_matches_the_statistics_of_everything_seen():

@@ -15,13 +15,8 @@ from pufferlib.trainer.policy import (Default, LSTMWrapper, logprob_entropy, mak
                                       sample_actions)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest and does not fight other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# small tensors: one torch thread (conftest.py's one_thread)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def small_config(**train):
