@@ -351,7 +351,7 @@ def save_trainer(trainer, env_name, config, gather=True):
     payload = {'env_name': env_name, 'config': config, 'model': trainer.policy.state_dict(),
                'trainer': state}
     path = save_checkpoint(trainer.run_dir / f'checkpoint_{trainer.epoch:06d}.pt', payload)
-    trainer.checkpoint_scores[trainer.epoch] = score_of(trainer.env_stats)
+    trainer.checkpoint_scores[trainer.epoch] = score_of(trainer.epoch_stats)  # as logged
     prune(trainer.run_dir, trainer.cfg['checkpoint_keep'], trainer.checkpoint_scores)
     return path
 
