@@ -130,6 +130,17 @@ def test_a_flipped_byte_fails_the_checksum(trained):
 
 # ---- item 11: bad contents, another env's checkpoint, a full disk -------------------------------
 
+def damaged_copy(run_dir, damage):
+    """The run's checkpoint with `damage` applied, saved as checkpoint_000008.pt with a valid
+    digest: the contents are what is wrong."""
+    payload = checkpoint.load_checkpoint(run_dir)
+    del payload['path']
+    damage(payload)
+    bad = run_dir / 'checkpoint_000008.pt'
+    checkpoint.save_checkpoint(bad, payload)
+    return bad
+
+
 @pytest.mark.parametrize('damage, message', [
     (lambda p: p['trainer'].pop('epoch'), 'no trainer.epoch entry'),
     (lambda p: p['trainer'].update(epoch='four'), 'trainer.epoch is a str, not a int'),
@@ -141,11 +152,7 @@ def test_a_flipped_byte_fails_the_checksum(trained):
 ])
 def test_bad_contents_name_the_file_and_the_entry(trained, damage, message):
     _, run_dir = trained
-    payload = checkpoint.load_checkpoint(run_dir)
-    del payload['path']
-    damage(payload)
-    bad = run_dir / 'checkpoint_000008.pt'
-    checkpoint.save_checkpoint(bad, payload)    # a valid digest: the contents are what is wrong
+    bad = damaged_copy(run_dir, damage)
     with pytest.raises(CheckpointError, match=f'checkpoint {bad} .*{message}'):
         checkpoint.load_checkpoint(bad)
 
@@ -157,11 +164,7 @@ def test_bad_contents_name_the_file_and_the_entry(trained, damage, message):
 ])
 def test_bad_contents_found_on_resume_name_the_file(trained, damage, message):
     config, run_dir = trained
-    payload = checkpoint.load_checkpoint(run_dir)
-    del payload['path']
-    damage(payload)
-    bad = run_dir / 'checkpoint_000008.pt'
-    checkpoint.save_checkpoint(bad, payload)
+    bad = damaged_copy(run_dir, damage)
     with pytest.raises(CheckpointError, match=f'{bad}.*{message}'):
         run(config, resume=bad)
 
