@@ -389,7 +389,10 @@ def load_trainer_state(trainer, state, path='checkpoint'):
             f'{trainer.world_size}: resume with the same number (torchrun --nproc-per-node '
             f'{saved_world} ... for more than one), since batch, seeds and schedule are per rank')
     try:
-        for opt, opt_state in zip(trainer.optimizers, state['optimizers'], strict=True):
+        if len(state['optimizers']) != len(trainer.optimizers):
+            raise ValueError(f"{len(state['optimizers'])} optimizers saved, "
+                             f'{len(trainer.optimizers)} built')
+        for opt, opt_state in zip(trainer.optimizers, state['optimizers']):
             opt.load_state_dict(opt_state)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f'{path}: its optimizer state does not match train.optimizer '

@@ -490,9 +490,10 @@ def train(env_name, config, vecenv, policy, resume=None, dashboard=None, on_epoc
             trainer.global_step = trainer.epoch_start_step
             trainer.last_checkpoint = checkpoint.save_trainer(trainer, env_name, config,
                                                               gather=False)
-            if trainer.last_checkpoint is not None:
-                e.add_note(f'puffer train: saved the state of epoch {trainer.epoch} to '
-                           f'{trainer.last_checkpoint}')
+            if trainer.last_checkpoint is not None:   # exception notes: Python 3.11+
+                note = (f'puffer train: saved the state of epoch {trainer.epoch} to '
+                        f'{trainer.last_checkpoint}')
+                e.__notes__ = [*getattr(e, '__notes__', []), note]
         raise
     finally:
         if restore_signals is not None:
